@@ -1,0 +1,1 @@
+"""Baseline value-factorisation methods: mixers and their learner differences only."""

@@ -1,0 +1,5 @@
+import sys
+
+from maven.cli import main
+
+sys.exit(main())

@@ -1,0 +1,68 @@
+"""Environment registry: one entry per environment, looked up by name.
+
+Each entry names its module (imported only when that environment is used, so SMAC's and
+SMAX's dependencies stay optional), how to list its maps, and its evaluation protocol.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from maven.errors import UserError, choose
+
+if TYPE_CHECKING:
+    from maven.config import TrainConfig
+    from maven.envs.base import VecEnv
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    module: str  # provides make(cfg, n_envs, device) -> VecEnv and maps() -> list[str]
+    protocol: dict = field(default_factory=dict)  # test_interval, test_nepisode, t_max
+    extra: str = ""  # the pip extra that installs its dependencies
+
+
+ENVS: dict[str, EnvSpec] = {
+    "matrix": EnvSpec("maven.envs.matrix", {"test_interval": 1000, "test_nepisode": 64, "t_max": 105_000}),
+    "smax": EnvSpec("maven.envs.smax", {"test_interval": 10_000, "test_nepisode": 32, "t_max": 1_000_000}, "smax"),
+    "smac": EnvSpec("maven.envs.smac", {"test_interval": 10_000, "test_nepisode": 32, "t_max": 2_050_000}, "smac"),
+}
+
+
+def _module(env: str):
+    choose("environment", env, ENVS)
+    return importlib.import_module(ENVS[env].module)
+
+
+def maps(env: str) -> list[str]:
+    return list(_module(env).maps())
+
+
+def check_map(env: str, map_name: str) -> None:
+    module = _module(env)
+    if hasattr(module, "check_map"):
+        module.check_map(map_name)
+        return
+    choose(f"{env} map", map_name, module.maps())
+
+
+def protocol_defaults(env: str) -> dict:
+    choose("environment", env, ENVS)
+    return dict(ENVS[env].protocol)
+
+
+def make(cfg: TrainConfig, n_envs: int, device) -> VecEnv:
+    return _module(cfg.env).make(cfg, n_envs, device)
+
+
+MATRIX_MAP = re.compile(r"^m([1-9][0-9]*)$")
+
+
+def matrix_steps(map_name: str) -> int:
+    match = MATRIX_MAP.match(map_name)
+    if not match:
+        raise UserError(f"unknown matrix map {map_name!r}; matrix maps are m<M> for M >= 1 steps, e.g. m10")
+    return int(match.group(1))

@@ -1,0 +1,26 @@
+"""Mixer shapes, VDN's sum and QMIX's monotonicity."""
+
+import pytest
+import torch
+
+from baselines.qmix import QMixer
+from baselines.vdn import VDNMixer
+
+
+def test_vdn_sums_the_chosen_utilities():
+    q = torch.tensor([[[1.0, 2.0, -0.5], [0.0, 3.0, 1.0]]])  # [B=1, T=2, N=3]
+    assert VDNMixer()(q, torch.zeros(1, 2, 4)).tolist() == [[2.5, 4.0]]
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_qmix_shape_and_monotonicity(layers):
+    mixer = QMixer(n_agents=3, state_dim=5, embed_dim=8, hypernet_layers=layers, hypernet_embed=16)
+    q = torch.randn(4, 6, 3, requires_grad=True)
+    state = torch.randn(4, 6, 5)
+    q_tot = mixer(q, state)
+    assert q_tot.shape == (4, 6)
+    (grad,) = torch.autograd.grad(q_tot.sum(), q)
+    assert (grad >= 0).all() and (grad > 0).any()
+    n_params = sum(p.numel() for p in mixer.parameters())
+    one_layer = 5 * 24 + 24 + 5 * 8 + 8 + 5 * 8 + 8 + 5 * 8 + 8 + 8 + 1
+    assert (n_params == one_layer) == (layers == 1)
