@@ -65,7 +65,8 @@ def rollout(env, learner, cfg, seed: int, epsilon: float, uniform_z: bool = Fals
     active = torch.ones(B, dtype=torch.bool, device=dev)
     for t in range(T):
         q, hidden = learner.act_q(obs[:, t], last_actions, hidden, z)
-        chosen = select_actions(q, avail[:, t], epsilon)
+        choosable = avail[:, t] | ~active.view(B, 1, 1)  # ended envs: any action, ignored
+        chosen = select_actions(q, choosable, epsilon)
         out = env.step(chosen)
         live = active.unsqueeze(-1)
         actions[:, t] = chosen * live

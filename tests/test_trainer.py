@@ -13,6 +13,8 @@ from maven.trainer import Trainer
 
 def config(algo="qmix", t_max=3000, seed=3, **overrides):
     values = {"test_interval": 500, "test_nepisode": 16, "checkpoint_interval": 1000, **overrides}
+    if algo == "maven":
+        values.setdefault("bandit_iters", 10)  # the paper's 100 z-policy steps per episode are slow
     return resolve({"env": "matrix", "map": "m10", "algo": algo, "seed": seed, "t_max": t_max}, values)
 
 
@@ -56,7 +58,7 @@ class Killed(Exception):
 
 @pytest.mark.parametrize("algo", ["maven", "qmix"])
 def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, algo, monkeypatch):
-    whole = Trainer(config(algo, t_max=2500), tmp_path / "whole")
+    whole = Trainer(config(algo, t_max=2200), tmp_path / "whole")
     whole.run()
 
     original_save = Trainer.save_checkpoint
@@ -72,10 +74,10 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, algo, monkeypatc
 
     monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die)
     with pytest.raises(Killed):
-        Trainer(config(algo, t_max=2500), tmp_path / "split").run()
+        Trainer(config(algo, t_max=2200), tmp_path / "split").run()
     assert not (tmp_path / "split" / "summary.json").exists()
     monkeypatch.setattr(Trainer, "save_checkpoint", original_save)
-    resumed = Trainer(config(algo, t_max=2500), tmp_path / "split")
+    resumed = Trainer(config(algo, t_max=2200), tmp_path / "split")
     resumed.run()
     assert read_eval(tmp_path / "split") == read_eval(tmp_path / "whole")
     final_a = torch.load(tmp_path / "whole" / "checkpoints" / "final.pt", weights_only=False)

@@ -1,0 +1,136 @@
+"""`python -m maven.analysis aggregate|export|figures|tables|milestones ...`"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from maven.analysis import aggregate as agg
+from maven.analysis import export, milestones, stats, tables
+from maven.errors import UserError
+
+
+def _expected(path: str | None, runs_dir: Path) -> list[agg.RunKey]:
+    if path is None:
+        return agg.discover_runs(runs_dir)
+    grid = pd.read_csv(path, dtype={"env": str, "map": str, "algo": str, "seed": int})
+    return [agg.RunKey(r.env, r.map, r.algo, int(r.seed)) for r in grid.itertuples()]
+
+
+def _csv(path: str) -> pd.DataFrame:
+    if not Path(path).exists():
+        raise UserError(f"no such file {path}; run `python -m maven.analysis aggregate` first")
+    try:
+        return agg.read_scores(path) if Path(path).name.startswith("scores") else pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise UserError(f"cannot read {path}: {error}") from None
+
+
+def cmd_aggregate(args) -> None:
+    runs_dir = Path(args.runs_dir)
+    scores, runs = agg.aggregate(runs_dir, _expected(args.expected, runs_dir))
+    out = Path(args.out_dir)
+    agg.write_aggregate(scores, runs, out / "scores.csv", out / "runs.csv")
+    counts = runs["status"].value_counts().to_dict()
+    print(f"{len(runs)} expected runs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    for row in runs[runs["status"] != "finished"].itertuples():
+        print(f"  {row.status}: {row.reason}", file=sys.stderr)
+
+
+def cmd_export(args) -> None:
+    runs_dir = Path(args.runs_dir)
+    merged, problems = export.export_marl_eval(runs_dir, _expected(args.expected, runs_dir))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(merged))
+    for problem in problems:
+        print(f"  skipped {problem}", file=sys.stderr)
+
+
+def cmd_figures(args) -> None:
+    from maven.analysis import figures
+
+    scores, runs = _csv(args.scores), _csv(args.runs)
+    envs = args.envs or sorted(runs["env"].unique())
+    settings = figures.FigureSettings(reps=args.reps, seed=args.seed, grid_points=args.grid_points)
+    figures.make_figures(scores, runs, envs, Path(args.out_dir), settings)
+
+
+def cmd_tables(args) -> None:
+    scores, runs = _csv(args.scores), _csv(args.runs)
+    headline = scores[scores["metric"] == "score"]
+    for name, per_run in (("final", stats.final_scores(headline)), ("best", stats.best_scores(headline))):
+        table = tables.score_table(per_run, runs, args.reps, args.seed)
+        caption = (f"{name.capitalize()} normalised score per map and algorithm: median [IQR] and IQM "
+                   f"[95% bootstrap CI, {args.reps:,} reps] across seeds; n = finished/expected runs.")
+        if name == "best":
+            caption += " 'Best during training' is biased upward; report final."
+        tables.write_tables(table, Path(args.out_dir) / f"{name}_scores", caption)
+
+
+def cmd_milestones(args) -> None:
+    scores = _csv(args.scores)
+    if args.env:
+        scores = scores[scores["env"] == args.env]
+    if args.map:
+        scores = scores[scores["map"] == args.map]
+    if scores.empty or args.metric not in set(scores["metric"]):
+        raise UserError(f"no {args.metric!r} scores to summarise in {args.scores}")
+    table = milestones.milestones(scores, args.metric, args.steps, args.target)
+    text = milestones.to_markdown(table, args.steps, args.target)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    print(text, end="")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m maven.analysis", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    for name, fn in (("aggregate", cmd_aggregate), ("export", cmd_export)):
+        p = sub.add_parser(name)
+        p.add_argument("--runs-dir", default="results/runs")
+        p.add_argument("--expected", help="CSV with env,map,algo,seed (default: every run directory found)")
+        if name == "aggregate":
+            p.add_argument("--out-dir", default="results/summary")
+        else:
+            p.add_argument("--out", default="results/summary/marl_eval.json")
+        p.set_defaults(fn=fn)
+    for name, fn in (("figures", cmd_figures), ("tables", cmd_tables)):
+        p = sub.add_parser(name)
+        p.add_argument("--scores", default="results/summary/scores.csv")
+        p.add_argument("--runs", default="results/summary/runs.csv")
+        p.add_argument("--out-dir", default=f"results/{name}")
+        p.add_argument("--reps", type=int, default=50_000, help="bootstrap replicates")
+        p.add_argument("--seed", type=int, default=0, help="numpy seed set before each bootstrap")
+        if name == "figures":
+            p.add_argument("--envs", nargs="*")
+            p.add_argument("--grid-points", type=int, default=50)
+        p.set_defaults(fn=fn)
+    p = sub.add_parser("milestones")
+    p.add_argument("--scores", default="results/summary/scores.csv")
+    p.add_argument("--metric", default="return_mean")
+    p.add_argument("--steps", type=int, nargs="+", default=[25_000, 50_000, 105_000])
+    p.add_argument("--target", type=float)
+    p.add_argument("--env")
+    p.add_argument("--map")
+    p.add_argument("--out")
+    p.set_defaults(fn=cmd_milestones)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Paper-style figures from the tidy scores: per-map curves and rliable aggregates.
+
+Each `plot_*` takes already-computed numbers and returns a Figure; `make_figures` computes
+(through `stats`) and saves PNG and PDF. Captions state n, budget and what is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from rliable import plot_utils
+
+from maven.analysis import stats
+
+FOCUS = "maven"
+COLUMN_IN = 3.4  # one column of a two-column paper
+KINDS = ["curves", "aggregate", "profiles", "improvement", "sample_efficiency"]
+LABELS = {"maven": "MAVEN", "qmix": "QMIX", "vdn": "VDN", "qtran_base": "QTRAN-base", "qtran_alt": "QTRAN-alt"}
+YLABEL = {"matrix": "normalised return", "smax": "win rate", "smac": "win rate"}
+
+
+@dataclass(frozen=True)
+class FigureSettings:
+    reps: int = 50_000
+    seed: int = 0
+    grid_points: int = 50
+    profile_taus: int = 51
+
+
+def _style() -> None:
+    sns.set_theme(context="paper", style="whitegrid", font_scale=0.9)
+    plt.rcParams.update({"pdf.fonttype": 42, "savefig.bbox": "tight", "savefig.dpi": 200})
+
+
+def colours(algos: list[str]) -> dict[str, tuple]:
+    order = sorted(set(algos) | set(LABELS))
+    return dict(zip(order, sns.color_palette("colorblind", len(order))))
+
+
+def _label(algo: str) -> str:
+    return LABELS.get(algo, algo)
+
+
+def placeholder(message: str) -> plt.Figure:
+    """A missing figure is drawn as missing, never as zeros."""
+    figure, ax = plt.subplots(figsize=(COLUMN_IN, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    return figure
+
+
+def plot_curves(gridded: pd.DataFrame, env: str, palette: dict) -> plt.Figure:
+    """Median across seeds with the interquartile band, one panel per map; MAVEN on top."""
+    maps = sorted(gridded["map"].unique())
+    cols = min(3, len(maps))
+    rows = -(-len(maps) // cols)
+    figure, axes = plt.subplots(rows, cols, figsize=(min(7.0, 2.4 * cols), 2.0 * rows), squeeze=False,
+                                sharey=True)
+    for ax, map_name in zip(axes.flat, maps):
+        panel = gridded[gridded["map"] == map_name]
+        counts = []
+        for algo in sorted(panel["algo"].unique(), key=lambda a: (a == FOCUS, a)):
+            for variant, style in (("score", "-"), ("score_uniform_z", "--")):
+                rows_ = panel[(panel["algo"] == algo) & (panel["metric"] == variant)]
+                if rows_.empty:
+                    continue
+                band = rows_.groupby("step")["value"].quantile([0.25, 0.5, 0.75]).unstack()
+                zorder = 3 if algo == FOCUS else 2
+                label = _label(algo) + (" (uniform z)" if variant != "score" else "")
+                ax.plot(band.index, band[0.5], style, color=palette[algo], label=label, zorder=zorder, lw=1.2)
+                if variant == "score":
+                    ax.fill_between(band.index, band[0.25], band[0.75], color=palette[algo], alpha=0.2,
+                                    lw=0, zorder=zorder)
+                    counts.append(rows_["seed"].nunique())
+        n_text = f"n={min(counts)}" if len(set(counts)) == 1 else f"n={min(counts)}–{max(counts)}"
+        ax.set_title(f"{map_name} ({n_text} seeds)")
+        ax.set_xlabel("env steps")
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+    for ax in axes.flat[len(maps):]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel(YLABEL.get(env, "score"))
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), frameon=False,
+                  bbox_to_anchor=(0.5, 1.0))
+    figure.tight_layout()
+    return figure
+
+
+def plot_aggregate(points: dict, intervals: dict, palette: dict) -> plt.Figure:
+    algos = sorted(points, key=lambda a: (a != FOCUS, a))
+    figure, _ = plot_utils.plot_interval_estimates(
+        {_label(a): points[a] for a in algos}, {_label(a): intervals[a] for a in algos},
+        metric_names=list(stats.AGGREGATES), algorithms=[_label(a) for a in algos],
+        colors={_label(a): palette[a] for a in algos}, xlabel="normalised score", subfigure_width=1.7,
+        row_height=0.3, xlabel_y_coordinate=-0.3)
+    return figure
+
+
+def plot_profiles(taus: np.ndarray, profiles: dict, profile_cis: dict, palette: dict) -> plt.Figure:
+    figure, ax = plt.subplots(figsize=(COLUMN_IN, 2.4))
+    plot_utils.plot_performance_profiles(
+        {_label(a): v for a, v in profiles.items()}, taus,
+        performance_profile_cis={_label(a): v for a, v in profile_cis.items()},
+        colors={_label(a): palette[a] for a in profiles}, xlabel=r"normalised score $\tau$",
+        ylabel=r"fraction of runs with score $> \tau$", ax=ax, labelsize="medium", ticklabelsize="small")
+    ax.legend(fontsize="small", frameon=False)
+    return figure
+
+
+def plot_improvement(points: dict, intervals: dict) -> plt.Figure:
+    relabel = {pair: ",".join(_label(a) for a in pair.split(",")) for pair in points}
+    ax = plot_utils.plot_probability_of_improvement(
+        {relabel[p]: v for p, v in points.items()}, {relabel[p]: v for p, v in intervals.items()},
+        figsize=(COLUMN_IN, 0.45 * len(points) + 0.8), xlabel="P(MAVEN > baseline)",
+        left_ylabel="", right_ylabel="baseline")
+    return ax.get_figure()
+
+
+def plot_sample_efficiency(steps: np.ndarray, points: dict, intervals: dict, palette: dict) -> plt.Figure:
+    figure, ax = plt.subplots(figsize=(COLUMN_IN, 2.4))
+    for algo in sorted(points, key=lambda a: (a == FOCUS, a)):
+        ax.plot(steps, points[algo], color=palette[algo], label=_label(algo), lw=1.2,
+                zorder=3 if algo == FOCUS else 2)
+        ax.fill_between(steps, intervals[algo][0], intervals[algo][1], color=palette[algo], alpha=0.2, lw=0)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("IQM normalised score")
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+    ax.legend(fontsize="small", frameon=False)
+    return figure
+
+
+def save(figure: plt.Figure, stem: Path) -> list[Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    for path in paths:
+        figure.savefig(path)
+    plt.close(figure)
+    return paths
+
+
+def _caption_facts(env_runs: pd.DataFrame, env_scores: pd.DataFrame, dropped: dict) -> str:
+    finished = env_runs[env_runs["status"] == "finished"]
+    not_done = env_runs[env_runs["status"] != "finished"]
+    budget = env_scores.groupby(["map"])["step"].max()
+    text = [f"n = {len(finished)} finished of {len(env_runs)} expected runs"]
+    if len(budget):
+        text.append("budget (last evaluation): " + ", ".join(f"{m} {int(s):,} steps" for m, s in budget.items()))
+    if len(not_done):
+        text.append("not included: " + "; ".join(
+            f"{r.map}/{r.algo}/seed{r.seed} ({r.status})" for r in not_done.itertuples()))
+    if dropped.get("tasks"):
+        text.append("maps left out of aggregates (not every algorithm has runs): " + ", ".join(dropped["tasks"]))
+    if dropped.get("runs"):
+        text.append("seeds left out of aggregates (missing on some map): " + ", ".join(dropped["runs"]))
+    return ". ".join(text) + "."
+
+
+def make_env_figures(scores: pd.DataFrame, runs: pd.DataFrame, env: str, out_dir: Path,
+                     settings: FigureSettings) -> dict[str, str]:
+    """All figures of one environment; returns kind -> caption."""
+    _style()
+    out_dir = Path(out_dir)
+    env_scores = scores[(scores["env"] == env) & scores["metric"].isin(["score", "score_uniform_z"])]
+    headline = env_scores[env_scores["metric"] == "score"]
+    per_run = stats.final_scores(headline)
+    matrices, tasks, dropped = stats.score_matrices(per_run) if len(per_run) else ({}, [], {})
+    palette = colours(list(runs["algo"].unique()) + list(env_scores["algo"].unique()))
+    facts = _caption_facts(runs[runs["env"] == env], headline, dropped)
+    captions, figures = {}, {}
+    if headline.empty:
+        for kind in KINDS:
+            figures[kind] = placeholder(f"{env}: no finished runs yet")
+            captions[kind] = f"{env}: no finished runs. {facts}"
+    else:
+        gridded = pd.concat([
+            stats.on_grid(rows, stats.step_grid(rows, settings.grid_points)).assign(metric=metric)
+            for (map_name, metric), rows in env_scores.groupby(["map", "metric"])])
+        figures["curves"] = plot_curves(gridded, env, palette)
+        captions["curves"] = (f"{env}: median across seeds and interquartile band of the normalised test score "
+                              "(MAVEN dashed: uniform z at test time). " + facts)
+        points, intervals = stats.aggregate_intervals(matrices, settings.reps, settings.seed)
+        figures["aggregate"] = plot_aggregate(points, intervals, palette)
+        captions["aggregate"] = (f"{env}: final normalised scores over {len(tasks)} map(s), 95% stratified "
+                                 f"bootstrap CIs ({settings.reps:,} reps). " + facts)
+        taus = np.linspace(0.0, 1.0, settings.profile_taus)
+        profiles, profile_cis = stats.performance_profiles(matrices, taus, settings.reps, settings.seed)
+        figures["profiles"] = plot_profiles(taus, profiles, profile_cis, palette)
+        captions["profiles"] = f"{env}: performance profiles of final scores with 95% CIs. " + facts
+        if FOCUS in matrices and len(matrices) > 1:
+            improvement = stats.probability_of_improvement(matrices, FOCUS, settings.reps, settings.seed)
+            figures["improvement"] = plot_improvement(*improvement)
+            captions["improvement"] = f"{env}: probability that MAVEN's final score beats each baseline. " + facts
+        else:
+            figures["improvement"] = placeholder(f"{env}: needs MAVEN and at least one baseline")
+            captions["improvement"] = f"{env}: not computed (needs MAVEN and a baseline). " + facts
+        grid = stats.step_grid(headline, settings.grid_points)
+        curves = stats.curve_matrices(stats.on_grid(headline, grid), tasks)
+        points, intervals = stats.curve_iqm(curves, settings.reps, settings.seed)
+        figures["sample_efficiency"] = plot_sample_efficiency(grid, points, intervals, palette)
+        captions["sample_efficiency"] = (f"{env}: IQM of the normalised score at common steps (last evaluation at "
+                                         "or before each step, no extrapolation), 95% CIs. " + facts)
+    for kind, figure in figures.items():
+        save(figure, out_dir / f"{env}_{kind}")
+    return captions
+
+
+def make_figures(scores: pd.DataFrame, runs: pd.DataFrame, envs: list[str], out_dir: Path,
+                 settings: FigureSettings) -> Path:
+    """Figures for every environment and a captions.md beside them."""
+    lines = ["# Figure captions", ""]
+    for env in envs:
+        for kind, caption in make_env_figures(scores, runs, env, out_dir, settings).items():
+            lines += [f"**{env}_{kind}**: {caption}", ""]
+    path = Path(out_dir) / "captions.md"
+    path.write_text("\n".join(lines))
+    return path

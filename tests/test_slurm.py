@@ -1,0 +1,58 @@
+"""The SLURM profile for real: a one-node cluster (scripts/slurm_cluster.sh) runs a tiny grid.
+
+Skips when the cluster cannot be started (not root, no slurm binaries), unless
+MAVEN_REQUIRE_SLURM=1, then it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+from pipeline_helpers import ROOT, snakemake
+
+pytestmark = pytest.mark.slurm
+SCRIPT = ROOT / "scripts/slurm_cluster.sh"
+
+
+def _unavailable(reason: str):
+    if os.environ.get("MAVEN_REQUIRE_SLURM") == "1":
+        pytest.fail(f"SLURM required but unavailable: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if os.geteuid() != 0:
+        _unavailable("needs root to start slurmctld/slurmd")
+    if not (shutil.which("slurmctld") or os.path.exists("/usr/sbin/slurmctld")):
+        _unavailable("slurm-wlm is not installed")
+    started = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=180, check=False)
+    if started.returncode != 0:
+        _unavailable(f"cluster did not start: {started.stderr.strip()}")
+    yield
+    subprocess.run([str(SCRIPT), "stop"], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_tiny_grid_through_slurm(cluster, tmp_path):
+    config = ["envs=[matrix]", "maps=[m2]", "seeds=[0]", "algos=[qmix,vdn]", "t_max={m2: 1000}",
+              "train_set=[test_interval=500,test_nepisode=4]", "bootstrap_reps=50", "grid_points=3",
+              "train_resources={matrix: {threads: 1, mem_mb: 1000, runtime: 10, gpu: 0}}", "milestones={}"]
+    result = snakemake(
+        "--profile", str(ROOT / "profiles/slurm"), "--config", *config,
+        # this node has no GPU and partition `debug`: override the site settings of the profile
+        "--default-resources", "slurm_partition=debug", "slurm_account=none", "runtime=10", "mem_mb=1000",
+        "--set-resources", "train:gpu=0", "--slurm-init-seconds-before-status-checks", "2",
+        "--slurm-keep-successful-logs", "--latency-wait", "5",
+        workdir=tmp_path, timeout=900)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    job_ids = set(re.findall(r"SLURM (?:jobid|job id)\s*(\d+)", output, re.IGNORECASE))
+    assert len(job_ids) >= 2, output[-3000:]  # both training runs were submitted through sbatch
+    for algo in ("qmix", "vdn"):
+        assert (tmp_path / f"results/runs/matrix/m2/{algo}/seed0/summary.json").exists()
+    assert (tmp_path / "results/figures/matrix_curves.png").exists()
+    assert "finished" in (tmp_path / "results/summary/runs.csv").read_text()
