@@ -70,7 +70,7 @@ class HyperHeadAgent(RNNAgent):
         self.hyper_w = nn.Linear(noise_dim + n_agents, hidden_dim * n_actions)
 
     def head(self, hidden: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
-        B, T, N, H = hidden.shape
+        B, _, N, H = hidden.shape
         ids = torch.eye(N, device=hidden.device).expand(B, N, N)  # [B, N, N]
         z_per_agent = z.unsqueeze(1).expand(B, N, z.shape[-1])  # [B, N, K]
         weights = self.hyper_w(torch.cat([z_per_agent, ids], -1))  # [B, N, H*A]

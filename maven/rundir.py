@@ -12,7 +12,7 @@ import os
 import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -44,10 +44,12 @@ def package_versions() -> dict[str, str]:
 def git_state() -> dict:
     root = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
+        def git(*args: str) -> str:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False,
+                                  timeout=10).stdout.strip()
+
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no") != ""
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit or None, "dirty": dirty if commit else None}
@@ -91,7 +93,7 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         doc = {"config": resolved, "versions": package_versions(), "git": git_state(),
                "device": device, "host": platform.node(), "argv": sys.argv,
-               "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "started": datetime.now(UTC).isoformat(timespec="seconds"),
                "environment": env_metadata}
         atomic_write(self.config, yaml.safe_dump(doc, sort_keys=False))
 

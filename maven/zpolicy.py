@@ -96,9 +96,18 @@ class ReinforceZ(UniformZ):
 
         w1, b1 = linear(state_dim, self.hidden)
         w2, b2 = linear(self.hidden, self.k)
-        self.params = {"w1": w1, "b1": b1, "w2": w2, "b2": b2}
-        self.m = {n: np.zeros_like(p) for n, p in self.params.items()}
-        self.v = {n: np.zeros_like(p) for n, p in self.params.items()}
+        # one flat vector with named views, so each Adam step is a few array operations
+        shapes = {"w1": w1.shape, "b1": b1.shape, "w2": w2.shape, "b2": b2.shape}
+        sizes = [int(np.prod(v)) for v in shapes.values()]
+        self.flat = np.concatenate([w1.ravel(), b1, w2.ravel(), b2])
+        self.flat_grad = np.zeros_like(self.flat)
+        offsets = np.cumsum([0, *sizes])
+        self.params, self.grad_views = {}, {}
+        for (name, shape), start, stop in zip(shapes.items(), offsets[:-1], offsets[1:]):
+            self.params[name] = self.flat[start:stop].reshape(shape)
+            self.grad_views[name] = self.flat_grad[start:stop].reshape(shape)
+        self.m = np.zeros_like(self.flat)
+        self.v = np.zeros_like(self.flat)
         self.steps = 0
         self.fifo = FIFO(cfg.bandit_buffer, state_dim)
 
@@ -144,14 +153,18 @@ class ReinforceZ(UniformZ):
         return loss, grads, float(-(probs * log_probs).sum(1).mean())
 
     def _adam_step(self, grads) -> None:
+        """torch.optim.Adam's update (default betas and eps) on the flat parameter vector."""
+        for name, g in grads.items():
+            self.grad_views[name][...] = g
+        g = self.flat_grad
         self.steps += 1
         b1, b2 = self.betas
         bc1, bc2 = 1 - b1 ** self.steps, 1 - b2 ** self.steps
-        for name, g in grads.items():
-            self.m[name] = b1 * self.m[name] + (1 - b1) * g
-            self.v[name] = b2 * self.v[name] + (1 - b2) * g * g
-            denom = np.sqrt(self.v[name]) / np.sqrt(bc2) + self.adam_eps
-            self.params[name] -= (self.cfg.lr / bc1) * self.m[name] / denom
+        self.m *= b1
+        self.m += (1 - b1) * g
+        self.v *= b2
+        self.v += (1 - b2) * g * g
+        self.flat -= (self.cfg.lr / bc1) * self.m / (np.sqrt(self.v) / np.sqrt(bc2) + self.adam_eps)
 
     def update(self, s0: np.ndarray, z: np.ndarray, returns: np.ndarray) -> dict:
         """After each batch of training episodes: store them, then bandit_iters Adam steps."""
@@ -165,17 +178,15 @@ class ReinforceZ(UniformZ):
 
     def state_dict(self) -> dict:
         return {"rng": self.rng.bit_generator.state, "steps": self.steps, "fifo": self.fifo.state_dict(),
-                **{f"param/{k}": v.copy() for k, v in self.params.items()},
-                **{f"m/{k}": v.copy() for k, v in self.m.items()},
-                **{f"v/{k}": v.copy() for k, v in self.v.items()}}
+                "params": self.flat.copy(), "adam_m": self.m.copy(), "adam_v": self.v.copy()}
 
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
         self.steps = state["steps"]
         self.fifo.load_state_dict(state["fifo"])
-        for store, prefix in ((self.params, "param/"), (self.m, "m/"), (self.v, "v/")):
-            for k in store:
-                store[k] = state[prefix + k].copy()
+        self.flat[...] = state["params"]  # in place: the named views stay valid
+        self.m[...] = state["adam_m"]
+        self.v[...] = state["adam_v"]
 
 
 class ReturnsBandit(UniformZ):

@@ -117,8 +117,8 @@ def test_reinforce_z_policy_gradients_and_adam_match_autograd(mode):
             p.grad = torch.tensor(grads[k]) if _ == 0 else _torch_reinforce_loss(
                 {n: q.detach().numpy() for n, q in ref.items()}, s0, z, ret, 0.3, mode)[1][k]
         adam.step()
-    for k in ref:
-        np.testing.assert_allclose(policy.params[k], ref[k].detach().numpy(), rtol=1e-6, atol=1e-9)
+    for k, value in ref.items():
+        np.testing.assert_allclose(policy.params[k], value.detach().numpy(), rtol=1e-6, atol=1e-9)
 
 
 def test_reinforce_prefers_the_better_latent():

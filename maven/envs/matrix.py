@@ -45,7 +45,7 @@ class MatrixGame:
         B, dev = self.n_envs, self.device
         obs = torch.zeros(B, self.info.obs_dim, device=dev)  # [B, O], the same for both agents
         rows = torch.arange(B, device=dev)
-        obs[rows, self.t.clamp(max=self.steps if self.steps > 1 else 1)] = 1.0
+        obs[rows, self.t.clamp(max=max(1, self.steps))] = 1.0
         if self.steps > 1:
             obs[rows, self.steps + 1 + self.branch] = 1.0
         false = torch.zeros(B, dtype=torch.bool, device=dev)
