@@ -41,3 +41,4 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_learner.py
 	$(BIN)/python benchmarks/bench_smax.py
+	$(BIN)/python benchmarks/bench_train.py

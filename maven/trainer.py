@@ -49,7 +49,8 @@ class Trainer:
         seed_everything(cfg.seed)
         self.env = envs.make(cfg, cfg.batch_size_run, self.device)
         self.info = self.env.info
-        self.batched_tests = cfg.env != "smac"  # SMAC tests reuse the worker processes
+        self.external = envs.ENVS[cfg.env].external  # SMAC: tests reuse the workers, no reseeding
+        self.batched_tests = not self.external
         self.test_env = envs.make(cfg, cfg.test_nepisode, self.device) if self.batched_tests else self.env
         self.learner = algos.learner_class(cfg.algo)(cfg, self.info, self.device, seed=cfg.seed)
         self.buffer = ReplayBuffer(cfg.buffer_size, self.device)
@@ -105,8 +106,10 @@ class Trainer:
     def wall_time(self) -> float:
         return self.wall_before + time.perf_counter() - self.started
 
-    def _next_seed(self) -> int:
-        return int(self.rng.integers(2 ** 31 - 1))
+    def _next_seed(self) -> int | None:
+        """The seed of the next rollout's reset, drawn from the run's own generator."""
+        seed = int(self.rng.integers(2 ** 31 - 1))
+        return None if self.external else seed
 
     # --- evaluation -----------------------------------------------------------------------------
     def _test_pass(self, uniform_z: bool):

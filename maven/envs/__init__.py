@@ -23,12 +23,17 @@ class EnvSpec:
     module: str  # provides make(cfg, n_envs, device) -> VecEnv and maps() -> list[str]
     protocol: dict = field(default_factory=dict)  # test_interval, test_nepisode, t_max
     extra: str = ""  # the pip extra that installs its dependencies
+    external: bool = False
+    """An external simulator in worker processes (SMAC): test episodes reuse the training
+    workers, and episodes are not reseeded (relaunching StarCraft II per episode is too slow,
+    and the game is not bit-reproducible anyway), so such runs resume but not bit-exactly."""
 
 
 ENVS: dict[str, EnvSpec] = {
     "matrix": EnvSpec("maven.envs.matrix", {"test_interval": 1000, "test_nepisode": 64, "t_max": 105_000}),
     "smax": EnvSpec("maven.envs.smax", {"test_interval": 10_000, "test_nepisode": 32, "t_max": 1_000_000}, "smax"),
-    "smac": EnvSpec("maven.envs.smac", {"test_interval": 10_000, "test_nepisode": 32, "t_max": 2_050_000}, "smac"),
+    "smac": EnvSpec("maven.envs.smac", {"test_interval": 10_000, "test_nepisode": 32, "t_max": 2_050_000}, "smac",
+                    external=True),
 }
 
 
