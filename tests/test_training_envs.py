@@ -5,11 +5,11 @@ import functools
 import json
 
 import pytest
+from fake_smac import FakeSMACFactory
 
 from maven.config import resolve
 from maven.envs import smac
 from maven.trainer import Trainer
-from fake_smac import FakeSMACFactory
 
 
 def test_training_on_fake_smac_discards_and_counts_a_crashed_episode(tmp_path, monkeypatch):
