@@ -10,8 +10,23 @@ CONF=/etc/slurm/slurm.conf
 
 die() { echo "slurm_cluster: $*" >&2; exit 1; }
 
+install_packages() {
+  command -v apt-get >/dev/null 2>&1 || return 0
+  for bin in munged slurmctld slurmd sbatch; do
+    if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then
+      echo "slurm_cluster: installing slurm-wlm and munge (apt-get)" >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge >/dev/null 2>&1 ||
+        { apt-get update -q >/dev/null 2>&1 &&
+          DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge >/dev/null 2>&1; } ||
+        die "apt-get install slurm-wlm munge failed"
+      return 0
+    fi
+  done
+}
+
 need() {
   [ "$(id -u)" = 0 ] || die "must run as root"
+  install_packages
   for bin in munged munge unmunge slurmctld slurmd sinfo sbatch squeue; do
     command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || die "missing $bin (apt-get install -y slurm-wlm munge)"
   done
