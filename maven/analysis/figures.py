@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -99,8 +100,11 @@ def plot_aggregate(points: dict, intervals: dict, palette: dict) -> plt.Figure:
     figure, _ = plot_utils.plot_interval_estimates(
         {_label(a): points[a] for a in algos}, {_label(a): intervals[a] for a in algos},
         metric_names=list(stats.AGGREGATES), algorithms=[_label(a) for a in algos],
-        colors={_label(a): palette[a] for a in algos}, xlabel="normalised score", subfigure_width=1.7,
-        row_height=0.3, xlabel_y_coordinate=-0.3)
+        colors={_label(a): palette[a] for a in algos}, xlabel="normalised score", subfigure_width=1.9,
+        row_height=0.32, xlabel_y_coordinate=-0.55)
+    for ax in figure.axes:  # rliable picks dense ticks that collide at column width
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3, min_n_ticks=2))
+        ax.tick_params(axis="x", labelsize=8)
     return figure
 
 

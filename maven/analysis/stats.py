@@ -99,12 +99,19 @@ def step_grid(scores: pd.DataFrame, n_points: int) -> np.ndarray:
 
 
 def on_grid(scores: pd.DataFrame, grid: np.ndarray) -> pd.DataFrame:
-    """For each run and grid step, the last evaluation at or before it; NaN past a run's end."""
+    """For each run and grid step, the last evaluation at or before it; NaN past a run's end.
+
+    Evaluations happen a few steps after each multiple of test_interval (the episode in progress
+    finishes first), so "at or before" allows a slack of 10% of the run's typical evaluation gap:
+    otherwise a grid point at 105,000 would miss every evaluation made at 105,003.
+    """
     out = []
     for keys, run in scores.sort_values("step").groupby(["env", "map", "algo", "seed"]):
         steps, values = run["step"].to_numpy(), run["value"].to_numpy()
-        index = np.searchsorted(steps, grid, side="right") - 1
-        sampled = np.where((index >= 0) & (grid <= steps[-1]), values[np.clip(index, 0, None)], np.nan)
+        slack = 0.1 * float(np.median(np.diff(steps))) if len(steps) > 1 else 0.0
+        index = np.searchsorted(steps, grid + slack, side="right") - 1
+        valid = (index >= 0) & (grid <= steps[-1] + slack)
+        sampled = np.where(valid, values[np.clip(index, 0, None)], np.nan)
         out.append(pd.DataFrame(dict(zip(["env", "map", "algo", "seed"], keys)) | {"step": grid, "value": sampled}))
     return pd.concat(out, ignore_index=True)
 
