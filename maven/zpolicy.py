@@ -73,7 +73,26 @@ class UniformZ:
         self.rng.bit_generator.state = state["rng"]
 
 
-class ReinforceZ(UniformZ):
+class LearnedZ(UniformZ):
+    """A z-policy with probabilities pi(z | s0): training episodes sample from it; the uniform
+    test pass (MAVEN's `test_uni_`) ignores it."""
+
+    learns = True
+
+    def probs(self, s0: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def sample(self, s0: np.ndarray, uniform: bool) -> np.ndarray:
+        if uniform:
+            return _uniform_sample(self.rng, len(s0), self.k)
+        return _categorical_sample(self.rng, self.probs(s0))
+
+    def entropy(self, s0: np.ndarray) -> float:
+        p = self.probs(s0)
+        return float(-(p * np.log(p + 1e-12)).sum(1).mean())
+
+
+class ReinforceZ(LearnedZ):
     """pi(z | s0) = softmax(W2 relu(W1 s0 + b1) + b2), trained by REINFORCE with Adam.
 
     Loss on a minibatch of b triples drawn with replacement from the FIFO (sums, no baseline):
@@ -81,7 +100,6 @@ class ReinforceZ(UniformZ):
       true_entropy: -Σ log pi(z_k|s0_k) R_k - c Σ H(pi(.|s0_k))
     """
 
-    learns = True
     hidden = 128
     betas, adam_eps = (0.9, 0.999), 1e-8
 
@@ -117,15 +135,6 @@ class ReinforceZ(UniformZ):
         logits -= logits.max(1, keepdims=True)
         e = np.exp(logits)
         return e / e.sum(1, keepdims=True)
-
-    def sample(self, s0: np.ndarray, uniform: bool) -> np.ndarray:
-        if uniform:
-            return _uniform_sample(self.rng, len(s0), self.k)
-        return _categorical_sample(self.rng, self.probs(s0))
-
-    def entropy(self, s0: np.ndarray) -> float:
-        p = self.probs(s0)
-        return float(-(p * np.log(p + 1e-12)).sum(1).mean())
 
     def loss_and_grads(self, s0: np.ndarray, z: np.ndarray, ret: np.ndarray):
         """The minibatch loss and its gradients by hand (checked against autograd in the tests)."""
@@ -189,11 +198,9 @@ class ReinforceZ(UniformZ):
         self.v[...] = state["adam_v"]
 
 
-class ReturnsBandit(UniformZ):
+class ReturnsBandit(LearnedZ):
     """Predicts the return of each z from s0 (MLP 256-256, x bandit_reward_scaling, RMSprop) and
     samples from (1 - eps) softmax(predictions) + eps / K."""
-
-    learns = True
 
     def __init__(self, cfg, state_dim: int, seed: int):
         super().__init__(cfg, state_dim, seed)
@@ -219,15 +226,6 @@ class ReturnsBandit(UniformZ):
         eps = self.cfg.bandit_epsilon
         return (1 - eps) * p + eps / self.k
 
-    def sample(self, s0: np.ndarray, uniform: bool) -> np.ndarray:
-        if uniform:
-            return _uniform_sample(self.rng, len(s0), self.k)
-        return _categorical_sample(self.rng, self.probs(s0))
-
-    def entropy(self, s0: np.ndarray) -> float:
-        p = self.probs(s0)
-        return float(-(p * np.log(p)).sum(1).mean())
-
     def update(self, s0, z, returns) -> dict:
         self.fifo.add(s0, z, returns)
         loss = torch.zeros(())
@@ -239,7 +237,7 @@ class ReturnsBandit(UniformZ):
             self.optimiser.zero_grad()
             loss.backward()
             self.optimiser.step()
-        return {"z_policy_loss": float(loss)}
+        return {"z_policy_loss": float(loss.detach())}
 
     def state_dict(self) -> dict:
         return {"rng": self.rng.bit_generator.state, "fifo": self.fifo.state_dict(),

@@ -129,3 +129,32 @@ def test_reinforce_prefers_the_better_latent():
         z = policy.sample(s0, uniform=False)
         policy.update(s0, z, np.where(z == 1, 1.0, 0.0))
     assert policy.probs(s0)[0, 1] > 0.9
+
+
+def test_returns_bandit_regresses_returns_and_prefers_the_better_latent():
+    from maven.zpolicy import ReturnsBandit
+
+    cfg = TrainConfig(noise_dim=2, bandit_iters=10, bandit_batch=16, lr=0.001, bandit_epsilon=0.1)
+    bandit = ReturnsBandit(cfg, state_dim=2, seed=0)
+    s0 = np.ones((4, 2))
+    for _ in range(60):
+        z = bandit.sample(s0, uniform=False)
+        bandit.update(s0, z, np.where(z == 1, 1.0, 0.0))
+    with torch.no_grad():
+        predicted = bandit.net(torch.ones(1, 2, dtype=torch.float64))[0] * cfg.bandit_reward_scaling
+    assert predicted.tolist() == pytest.approx([0.0, 1.0], abs=0.15)  # regresses each z's return
+    # samples from 0.9 * softmax(predicted returns) + 0.1 / K: about 0.9 * 0.73 + 0.05 for z = 1
+    assert bandit.probs(s0[:1])[0, 1] == pytest.approx(0.9 / (1 + np.exp(-1)) + 0.05, abs=0.05)
+
+
+@pytest.mark.parametrize("mismatch", [True, False])
+def test_returns_bandit_state_input_quirk_q18(mismatch):
+    from maven.zpolicy import ReturnsBandit
+
+    cfg = TrainConfig(noise_dim=2, bandit_use_state=False, returns_bandit_state_mismatch=mismatch)
+    bandit = ReturnsBandit(cfg, state_dim=3, seed=0)
+    s0 = np.full((1, 3), 5.0)
+    acting = bandit._inputs(s0, acting=True)
+    assert torch.equal(acting, torch.full((1, 3), 5.0, dtype=torch.float64) if mismatch else torch.ones(1, 3,
+                       dtype=torch.float64))
+    assert torch.equal(bandit._inputs(s0, acting=False), torch.ones(1, 3, dtype=torch.float64))
