@@ -73,6 +73,5 @@ class HyperHeadAgent(RNNAgent):
         B, _, N, H = hidden.shape
         ids = torch.eye(N, device=hidden.device).expand(B, N, N)  # [B, N, N]
         z_per_agent = z.unsqueeze(1).expand(B, N, z.shape[-1])  # [B, N, K]
-        weights = self.hyper_w(torch.cat([z_per_agent, ids], -1))  # [B, N, H*A]
-        weights = weights.view(B, 1, N, self.n_actions, H)
-        return (weights @ hidden.unsqueeze(-1)).squeeze(-1)  # [B, T, N, A]
+        weights = self.hyper_w(torch.cat([z_per_agent, ids], -1)).view(B, N, self.n_actions, H)
+        return torch.einsum("bnah,btnh->btna", weights, hidden)  # [B, T, N, A], no [B,T,N,A,H] copy

@@ -24,3 +24,17 @@ def test_qmix_shape_and_monotonicity(layers):
     n_params = sum(p.numel() for p in mixer.parameters())
     one_layer = 5 * 24 + 24 + 5 * 8 + 8 + 5 * 8 + 8 + 5 * 8 + 8 + 8 + 1
     assert (n_params == one_layer) == (layers == 1)
+
+
+def test_maven_hypernetwork_head_is_a_per_agent_matrix_without_bias():
+    from maven.networks import HyperHeadAgent
+
+    agent = HyperHeadAgent(input_dim=4, n_actions=3, hidden_dim=5, noise_dim=2, n_agents=2)
+    hidden = torch.randn(2, 4, 2, 5)  # [B, T, N, H]
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    q = agent.head(hidden, z)
+    for b in range(2):
+        for i in range(2):
+            w = agent.hyper_w(torch.cat([z[b], torch.eye(2)[i]])).view(3, 5)  # W_i(z) [A, H]
+            assert torch.allclose(q[b, :, i], hidden[b, :, i] @ w.T, atol=1e-6)
+    assert torch.equal(agent.head(torch.zeros(1, 1, 2, 5), z[:1]), torch.zeros(1, 1, 2, 3))  # no bias
