@@ -183,3 +183,16 @@ def test_figures_and_tables_cli(matrix_grid, tmp_path):
 def test_cli_missing_input_is_one_line_exit_2(tmp_path, capsys):
     assert cli.main(["tables", "--scores", str(tmp_path / "nope.csv")]) == 2
     assert "nope.csv" in capsys.readouterr().err
+
+
+def test_milestones_without_finished_runs_write_a_note_not_an_error(matrix_grid, tmp_path, capsys):
+    from maven.analysis.__main__ import main
+
+    scores, _ = agg.aggregate(matrix_grid)
+    path = tmp_path / "scores.csv"
+    scores.to_csv(path, index=False)
+    out = tmp_path / "milestones_smax.md"
+    code = main(["milestones", "--scores", str(path), "--env", "smax", "--metric", "win_rate", "--steps", "10",
+                 "--out", str(out)])
+    assert code == 0 and "No finished run has 'win_rate' scores for smax" in out.read_text()
+    assert "warning" in capsys.readouterr().err

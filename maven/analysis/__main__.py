@@ -78,9 +78,13 @@ def cmd_milestones(args) -> None:
     if args.map:
         scores = scores[scores["map"] == args.map]
     if scores.empty or args.metric not in set(scores["metric"]):
-        raise UserError(f"no {args.metric!r} scores to summarise in {args.scores}")
-    table = milestones.milestones(scores, args.metric, args.steps, args.target)
-    text = milestones.to_markdown(table, args.steps, args.target)
+        # no finished run yet (e.g. figures from a partial results/): say so in the table itself
+        where = " ".join(filter(None, [args.env, args.map]))
+        print(f"warning: no {args.metric!r} scores for {where or 'any run'} in {args.scores}", file=sys.stderr)
+        text = f"No finished run has {args.metric!r} scores{' for ' + where if where else ''} yet.\n"
+    else:
+        table = milestones.milestones(scores, args.metric, args.steps, args.target)
+        text = milestones.to_markdown(table, args.steps, args.target)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)
