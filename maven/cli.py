@@ -13,8 +13,8 @@ def _run_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--map", required=required, help="e.g. m10 (matrix), 3m (smax/smac)")
     p.add_argument("--algo", required=required, help="maven, qmix, vdn, qtran_base or qtran_alt")
     p.add_argument("--preset", default="paper", help="named settings from maven/presets/<algo>.yaml")
-    p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override config keys (see `python -m maven list --keys`)")
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override config keys (see `python -m maven list --keys`); may be repeated")
 
 
 def build_parser() -> argparse.ArgumentParser:

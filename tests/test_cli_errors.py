@@ -74,3 +74,12 @@ def test_list_shows_environments_algorithms_and_presets(capsys):
     out = capsys.readouterr().out
     for word in ("matrix", "smax", "smac", "maven", "qtran_alt", "pymarl"):
         assert word in out
+
+
+def test_repeated_set_flags_all_apply(tmp_path):
+    import yaml
+
+    args = BASE + ["--set", "test_interval=200", "--set", "test_nepisode=4", "lr=0.001", "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    config = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["config"]
+    assert (config["test_interval"], config["test_nepisode"], config["lr"]) == (200, 4, 0.001)
