@@ -119,10 +119,12 @@ def plot_profiles(taus: np.ndarray, profiles: dict, profile_cis: dict, palette: 
     return figure
 
 
-def plot_improvement(points: dict, intervals: dict) -> plt.Figure:
+def plot_improvement(points: dict, intervals: dict, palette: dict) -> plt.Figure:
+    """P(MAVEN > baseline) per pair "maven,<baseline>", each bar in its baseline's colour."""
     relabel = {pair: ",".join(_label(a) for a in pair.split(",")) for pair in points}
     ax = plot_utils.plot_probability_of_improvement(
         {relabel[p]: v for p, v in points.items()}, {relabel[p]: v for p, v in intervals.items()},
+        colors=[palette[p.split(",")[1]] for p in points],  # rliable indexes these by position
         figsize=(COLUMN_IN, 0.45 * len(points) + 0.8), xlabel="P(MAVEN > baseline)",
         left_ylabel="", right_ylabel="baseline")
     return ax.get_figure()
@@ -200,7 +202,7 @@ def make_env_figures(scores: pd.DataFrame, runs: pd.DataFrame, env: str, out_dir
         captions["profiles"] = f"{env}: performance profiles of final scores with 95% CIs. " + facts
         if FOCUS in matrices and len(matrices) > 1:
             improvement = stats.probability_of_improvement(matrices, FOCUS, settings.reps, settings.seed)
-            figures["improvement"] = plot_improvement(*improvement)
+            figures["improvement"] = plot_improvement(*improvement, palette)
             captions["improvement"] = f"{env}: probability that MAVEN's final score beats each baseline. " + facts
         else:
             figures["improvement"] = placeholder(f"{env}: needs MAVEN and at least one baseline")
