@@ -196,3 +196,12 @@ def test_milestones_without_finished_runs_write_a_note_not_an_error(matrix_grid,
                  "--out", str(out)])
     assert code == 0 and "No finished run has 'win_rate' scores for smax" in out.read_text()
     assert "warning" in capsys.readouterr().err
+
+
+def test_curve_iqm_equals_rliables_iqm_at_every_step():
+    from rliable import metrics
+
+    curves = {"qmix": np.random.default_rng(0).random((6, 2, 9))}
+    points, intervals = stats.curve_iqm(curves, reps=50)
+    expected = [metrics.aggregate_iqm(curves["qmix"][..., step]) for step in range(9)]
+    assert np.allclose(points["qmix"], expected) and intervals["qmix"].shape == (2, 9)
