@@ -14,17 +14,18 @@ from pipeline_helpers import ROOT, SNAKEMAKE, env, job_counts, snakemake
 LOCAL = ["--profile", str(ROOT / "profiles/local")]
 
 
-def test_default_grid_dry_run_job_counts():
-    result = snakemake(*LOCAL, "-n")
+def test_default_grid_dry_run_job_counts(tmp_path):
+    # a fresh working directory: the repository's own results/ holds finished runs
+    result = snakemake(*LOCAL, "-n", workdir=tmp_path)
     assert result.returncode == 0, result.stderr
     # matrix m10: 5 algos x 5 seeds; smax 3m: 5 algos x 3 seeds
     assert job_counts(result.stdout) == {"train": 40, "aggregate": 1, "export": 1, "figures": 1,
                                          "milestones": 2, "tables": 1, "default": 1}
 
 
-def test_paper_grid_on_slurm_dry_run_resources():
+def test_paper_grid_on_slurm_dry_run_resources(tmp_path):
     result = snakemake("--profile", str(ROOT / "profiles/slurm"), "--configfile", str(ROOT / "config/paper.yaml"),
-                       "-n")
+                       "-n", workdir=tmp_path)
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     assert counts["train"] == 4 * 5 * 10 and counts["figures"] == 1
