@@ -121,7 +121,6 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-FIELD_TYPES = {f.name: f.type for f in fields(TrainConfig)}
 _TYPES = {f.name: f for f in fields(TrainConfig)}
 _POSITIVE = {
     "t_max", "batch_size_run", "test_interval", "test_nepisode", "checkpoint_interval",
@@ -134,7 +133,6 @@ _NON_NEGATIVE = {"seed", "epsilon_anneal_time", "grad_norm_clip", "lr", "optim_e
                  "entropy_scaling", "mi_scaler", "qtran_opt_loss", "qtran_nopt_min_loss",
                  "reward_scale", "bandit_reward_scaling"}
 _UNIT_INTERVAL = {"gamma", "epsilon_start", "epsilon_finish", "optim_alpha", "bandit_epsilon"}
-RUN_KEYS = {"env", "map", "algo", "preset", "seed", "device", "t_max"}
 
 
 def _annotation(name: str):

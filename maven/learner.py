@@ -120,9 +120,7 @@ class QLearner:
             targets = targets + extra_target
         mask = batch.filled.float()
         loss = masked_mse(q_tot, targets, mask)
-        stats = {"td_loss": loss.detach(), "q_taken_mean": (q_tot * mask).sum().detach() / mask.sum(),
-                 "target_mean": (targets * mask).sum() / mask.sum()}
-        return loss, stats
+        return loss, {"td_loss": loss.detach()}
 
     def loss(self, batch: EpisodeBatch):
         q, _ = self.unroll(self.agent, batch)

@@ -64,8 +64,12 @@ class Trainer:
         self.wall_before = 0.0
         self.last_stats: dict = {}
 
+    def _checkpoints(self) -> list[Path]:
+        """The resumable checkpoints, oldest first."""
+        return sorted(self.run_dir.checkpoints.glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+
     def _checkpoint_path(self) -> Path | None:
-        found = sorted(self.run_dir.checkpoints.glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+        found = self._checkpoints()
         return found[-1] if found else None
 
     def save_checkpoint(self) -> None:
@@ -84,8 +88,7 @@ class Trainer:
         torch.save(state, tmp)
         tmp.replace(path)
         self.last_checkpoint_t = self.t_env
-        kept = sorted(self.run_dir.checkpoints.glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
-        for old in kept[: -self.cfg.checkpoints_kept]:
+        for old in self._checkpoints()[: -self.cfg.checkpoints_kept]:
             old.unlink()
 
     def load_checkpoint(self, path: Path) -> None:
@@ -243,7 +246,7 @@ class Trainer:
     def _prune_checkpoints(self) -> None:
         """A finished run keeps only its final networks (no replay): small, and enough to re-evaluate."""
         if self.run_dir.checkpoints.exists():
-            for old in self.run_dir.checkpoints.glob("step_*.pt"):
+            for old in self._checkpoints():
                 old.unlink()
         self.run_dir.checkpoints.mkdir(exist_ok=True)
         torch.save(self.learner.state_dict(), self.run_dir.checkpoints / "final.pt")
