@@ -4,6 +4,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
+# A named grid instead of the default one, e.g. `make reproduce CONFIG=config/smax_cpu.yaml`.
+CONFIG ?=
+GRID := $(if $(CONFIG),--configfile $(CONFIG))
 STAMP := $(VENV)/.installed
 
 .PHONY: install reproduce figures test test-slow test-slurm lint bench clean-venv
@@ -19,10 +22,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 reproduce: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --profile profiles/local --cores $(CORES)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --profile profiles/local --cores $(CORES) $(GRID)
 
 figures: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --profile profiles/figures --cores $(CORES)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --profile profiles/figures --cores $(CORES) $(GRID)
 
 test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q

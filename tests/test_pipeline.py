@@ -37,6 +37,38 @@ def test_paper_grid_on_slurm_dry_run_resources(tmp_path):
     assert "mem_mb=32000" in train["env=smac, map=3m, algo=vdn, seed=0"]
 
 
+def test_missing_runs_are_trained_even_when_figures_exist(tmp_path):
+    # a partial results/ with figures made from it (the shipped state): the missing run must
+    # still be scheduled, and the finished one must not
+    grid = ["envs=[matrix]", "maps=[m3]", "seeds=[0,1]", "algos=[qmix]"]
+    done = tmp_path / "results/runs/matrix/m3/qmix/seed0"
+    done.mkdir(parents=True)
+    (done / "summary.json").write_text('{"status": "finished"}')
+    for name in ["summary/scores.csv", "summary/runs.csv", "summary/marl_eval.json", "figures/captions.md",
+                 *[f"figures/matrix_{kind}.{ext}" for kind in ["curves", "aggregate", "profiles", "improvement",
+                                                               "sample_efficiency"] for ext in ["png", "pdf"]],
+                 *[f"tables/{table}.{ext}" for table in ["final_scores", "best_scores"] for ext in ["csv", "md", "tex"]],
+                 "tables/milestones_matrix.md"]:
+        path = tmp_path / "results" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("made after the finished run")
+    result = snakemake(*LOCAL, "-n", "--config", *grid, workdir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert job_counts(result.stdout)["train"] == 1
+    assert "seed=1" in result.stdout and "seed=0" not in result.stdout
+
+
+def test_named_grid_writes_under_its_results_dir(tmp_path):
+    result = snakemake(*LOCAL, "--configfile", str(ROOT / "config/smax_cpu.yaml"), "-n", workdir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert job_counts(result.stdout)["train"] == 5 * 2 * 3
+    assert "results/smax_cpu/runs/smax/2s3z/maven/seed2/summary.json" in result.stdout
+    assert "results/smax_cpu/figures/smax_curves.png" in result.stdout
+    assert "logs/smax_cpu/train/smax/3m/qmix/seed0.log" in result.stdout
+    assert "intra_op_parallelism_threads=1" in result.stdout  # XLA keeps to the job's one thread
+    assert "results/runs/" not in result.stdout  # nothing of the default grid's results
+
+
 @pytest.mark.parametrize("override, named", [
     (["maps=[3m,nosuchmap]"], "nosuchmap"),
     (["algos=[qmix,qplex]"], "qplex"),

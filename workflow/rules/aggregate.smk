@@ -5,14 +5,14 @@ rule aggregate:
     input:
         expected_summaries(),
     output:
-        scores="results/summary/scores.csv",
+        scores=f"{RESULTS}/summary/scores.csv",
         runs=report(
-            "results/summary/runs.csv",
+            f"{RESULTS}/summary/runs.csv",
             caption="../report/runs.rst",
             category="Runs",
         ),
     log:
-        "logs/aggregate.log",
+        f"{LOGS}/aggregate.log",
     conda:
         "../envs/maven.yaml"
     params:
@@ -25,9 +25,9 @@ rule export:
     input:
         expected_summaries(),
     output:
-        "results/summary/marl_eval.json",
+        f"{RESULTS}/summary/marl_eval.json",
     log:
-        "logs/export.log",
+        f"{LOGS}/export.log",
     conda:
         "../envs/maven.yaml"
     params:

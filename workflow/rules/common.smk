@@ -30,7 +30,11 @@ for _key in set(config) - {"envs", "maps", "algos", "presets", "train_set", "dev
 validate(config, schema="../schemas/config.schema.yaml")
 
 SCRIPTS = Path(workflow.current_basedir).parent / "scripts"
-SUMMARY = "results/runs/{env}/{map}/{algo}/seed{seed}/summary.json"
+# Everything a grid writes lives under results_dir (default results/), so named grids such as
+# config/smax_cpu.yaml keep their runs, figures and tables apart from the default grid's.
+RESULTS = config["results_dir"].rstrip("/")
+LOGS = "logs" if RESULTS == "results" else f"logs/{Path(RESULTS).name}"
+SUMMARY = f"{RESULTS}/runs/{{env}}/{{map}}/{{algo}}/seed{{seed}}/summary.json"
 DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 4000, "runtime": 60, "gpu": 0}
 
 

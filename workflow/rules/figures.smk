@@ -8,7 +8,7 @@ rule figures:
     output:
         png=[
             report(
-                f"results/figures/{env}_{kind}.png",
+                f"{RESULTS}/figures/{env}_{kind}.png",
                 caption=f"../report/{kind}.rst",
                 category="Figures",
                 subcategory=env,
@@ -17,17 +17,17 @@ rule figures:
             for kind in FIGURE_KINDS
         ],
         pdf=[
-            f"results/figures/{env}_{kind}.pdf"
+            f"{RESULTS}/figures/{env}_{kind}.pdf"
             for env in ENVS
             for kind in FIGURE_KINDS
         ],
         captions=report(
-            "results/figures/captions.md",
+            f"{RESULTS}/figures/captions.md",
             caption="../report/captions.rst",
             category="Figures",
         ),
     log:
-        "logs/figures.log",
+        f"{LOGS}/figures.log",
     conda:
         "../envs/maven.yaml"
     params:

@@ -7,7 +7,7 @@ report: "../report/workflow.rst"
 
 def final_outputs():
     milestones = [
-        f"results/tables/milestones_{env}.md"
+        f"{RESULTS}/tables/milestones_{env}.md"
         for env in ENVS
         if env in config["milestones"]
     ]

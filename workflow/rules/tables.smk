@@ -8,16 +8,16 @@ rule tables:
     output:
         csv=[
             report(
-                f"results/tables/{name}.csv",
+                f"{RESULTS}/tables/{name}.csv",
                 caption="../report/tables.rst",
                 category="Tables",
             )
             for name in TABLES
         ],
-        md=[f"results/tables/{name}.md" for name in TABLES],
-        tex=[f"results/tables/{name}.tex" for name in TABLES],
+        md=[f"{RESULTS}/tables/{name}.md" for name in TABLES],
+        tex=[f"{RESULTS}/tables/{name}.tex" for name in TABLES],
     log:
-        "logs/tables.log",
+        f"{LOGS}/tables.log",
     conda:
         "../envs/maven.yaml"
     params:
@@ -32,12 +32,12 @@ rule milestones:
         scores=rules.aggregate.output.scores,
     output:
         report(
-            "results/tables/milestones_{env}.md",
+            f"{RESULTS}/tables/milestones_{{env}}.md",
             caption="../report/milestones.rst",
             category="Tables",
         ),
     log:
-        "logs/milestones_{env}.log",
+        f"{LOGS}/milestones_{{env}}.log",
     conda:
         "../envs/maven.yaml"
     params:

@@ -7,7 +7,7 @@ rule train:
     output:
         SUMMARY,
     log:
-        "logs/train/{env}/{map}/{algo}/seed{seed}.log",
+        f"{LOGS}/train/{{env}}/{{map}}/{{algo}}/seed{{seed}}.log",
     conda:
         "../envs/maven.yaml"
     threads: lambda wildcards: train_resource(wildcards, "threads")
@@ -21,7 +21,11 @@ rule train:
         gpu_slot=SCRIPTS / "gpu_slot.py",
         lock_dir=config["gpu_lock_dir"],
     shell:
+        # torch and XLA (JAX's CPU backend) each keep to the job's threads, so that jobs
+        # sharing a machine do not oversubscribe its cores.
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
+        ' XLA_FLAGS="$XLA_FLAGS --xla_cpu_multi_thread_eigen=false'
+        ' intra_op_parallelism_threads={threads}"'
         " {params.python} {params.gpu_slot} --gpus {resources.gpu} --lock-dir {params.lock_dir} --"
         " {params.python} -m maven train --env {wildcards.env} --map {wildcards.map}"
         " --algo {wildcards.algo} --seed {wildcards.seed} {params.flags}"
