@@ -24,7 +24,7 @@ rule train:
         # torch and XLA (JAX's CPU backend) each keep to the job's threads, so that jobs
         # sharing a machine do not oversubscribe its cores.
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"
-        ' XLA_FLAGS="$XLA_FLAGS --xla_cpu_multi_thread_eigen=false'
+        ' XLA_FLAGS="${{XLA_FLAGS:-}} --xla_cpu_multi_thread_eigen=false'
         ' intra_op_parallelism_threads={threads}"'
         " {params.python} {params.gpu_slot} --gpus {resources.gpu} --lock-dir {params.lock_dir} --"
         " {params.python} -m maven train --env {wildcards.env} --map {wildcards.map}"
