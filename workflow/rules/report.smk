@@ -6,11 +6,10 @@ report: "../report/workflow.rst"
 
 
 def final_outputs():
-    milestones = [
-        f"{RESULTS}/tables/milestones_{env}.md"
-        for env in ENVS
-        if env in config["milestones"]
-    ]
+    milestones = expand(
+        rules.milestones.output[0],
+        env=[env for env in ENVS if env in config["milestones"]],
+    )
     return [
         *rules.figures.output,
         *rules.tables.output,
