@@ -13,11 +13,11 @@ tensors, so it can be checked against values worked by hand.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from maven.batch import EpisodeBatch
 from maven.learner import QLearner, greedy_actions, td_targets
+from maven.networks import one_hot
 
 
 def _mlp(in_dim: int, embed: int, out_dim: int, hidden_layers: int) -> nn.Sequential:
@@ -51,11 +51,11 @@ def _gather(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 class _QTranLearner(QLearner):
     """QTRAN replaces QLearner's TD-through-the-mixer loss; `loss_terms` keeps the terms attached."""
 
-    def loss_terms(self, batch: EpisodeBatch):
+    def loss_terms(self, nets, batch: EpisodeBatch):
         raise NotImplementedError
 
-    def loss(self, batch: EpisodeBatch):
-        loss, terms = self.loss_terms(batch)
+    def loss(self, nets, batch: EpisodeBatch):
+        loss, terms = self.loss_terms(nets, batch)
         return loss, {name: value.detach() for name, value in terms.items()}
 
 
@@ -75,7 +75,7 @@ class QTranBaseMixer(nn.Module):
 
     def forward(self, hidden: torch.Tensor, actions: torch.Tensor, state: torch.Tensor):
         """hidden [B, T, N, H], actions [B, T, N] int, state [B, T, S] -> q_jt [B, T], v_jt [B, T]."""
-        actions_onehot = F.one_hot(actions, self.n_actions).to(hidden.dtype)  # [B, T, N, A]
+        actions_onehot = one_hot(actions, self.n_actions, hidden.dtype)  # [B, T, N, A]
         encoding = self.action_encoding(torch.cat([hidden, actions_onehot], -1)).sum(-2)  # [B, T, H+A]
         q_jt = self.q(torch.cat([state, encoding], -1)).squeeze(-1)
         return q_jt, self.v(state).squeeze(-1)
@@ -117,17 +117,17 @@ class QTranBaseLearner(_QTranLearner):
         """ū_{t+1} from the live agents when double_q (PyMARL honours it), else the target agents."""
         return bootstrap_actions(q[:, 1:], target_q[:, 1:], avail[:, 1:], self.cfg.double_q)
 
-    def loss_terms(self, batch: EpisodeBatch):
-        q, hidden = self.unroll(self.agent, batch)  # [B, T+1, N, A], [B, T+1, N, H]
+    def loss_terms(self, nets, batch: EpisodeBatch):
+        q, hidden = self.unroll(nets.agent, batch)  # [B, T+1, N, A], [B, T+1, N, H]
         with torch.no_grad():
-            target_q, target_hidden = self.unroll(self.target_agent, batch)
+            target_q, target_hidden = self.unroll(nets.target_agent, batch)
         greedy = greedy_actions(q.detach(), batch.avail_actions)  # [B, T+1, N]
         state = self.mixer_state(batch)
-        joint_q_taken, v_jt = self.mixer(hidden[:, :-1], batch.actions, state[:, :-1])  # [B, T]
-        joint_q_greedy, _ = self.mixer(hidden[:, :-1], greedy[:, :-1], state[:, :-1])
+        joint_q_taken, v_jt = nets.mixer(hidden[:, :-1], batch.actions, state[:, :-1])  # [B, T]
+        joint_q_greedy, _ = nets.mixer(hidden[:, :-1], greedy[:, :-1], state[:, :-1])
         with torch.no_grad():
             next_actions = self.bootstrap_actions(q, target_q, batch.avail_actions)
-            target_joint_q_next, _ = self.target_mixer(target_hidden[:, 1:], next_actions, state[:, 1:])
+            target_joint_q_next, _ = nets.target_mixer(target_hidden[:, 1:], next_actions, state[:, 1:])
         cfg = self.cfg
         return qtran_base_losses(
             q[:, :-1], batch.actions, greedy[:, :-1], joint_q_taken, joint_q_greedy, v_jt,
@@ -142,7 +142,7 @@ def counterfactual_inputs(state: torch.Tensor, actions: torch.Tensor, n_actions:
     state [B, T, S], actions [B, T, N] int -> [B, T, N, S + N·A + N].
     """
     B, T, N = actions.shape
-    actions_onehot = F.one_hot(actions, n_actions).to(state.dtype)  # [B, T, N, A]
+    actions_onehot = one_hot(actions, n_actions, state.dtype)  # [B, T, N, A]
     others = 1.0 - torch.eye(N, dtype=state.dtype, device=state.device)  # [N(i), N(j)]
     others_onehot = actions_onehot.unsqueeze(2) * others.view(N, N, 1)  # [B, T, N(i), N(j), A]
     agent_ids = torch.eye(N, dtype=state.dtype, device=state.device).expand(B, T, N, N)
@@ -228,17 +228,17 @@ class QTranAltLearner(_QTranLearner):
         """ū_{t+1} from the target agents as coded (Q12: `double_q` ignored); live ones if fixed."""
         return bootstrap_actions(q[:, 1:], target_q[:, 1:], avail[:, 1:], self.cfg.qtran_alt_double_q)
 
-    def loss_terms(self, batch: EpisodeBatch):
-        q, _ = self.unroll(self.agent, batch)  # [B, T+1, N, A]
+    def loss_terms(self, nets, batch: EpisodeBatch):
+        q, _ = self.unroll(nets.agent, batch)  # [B, T+1, N, A]
         with torch.no_grad():
-            target_q, _ = self.unroll(self.target_agent, batch)
+            target_q, _ = self.unroll(nets.target_agent, batch)
         greedy = greedy_actions(q[:, :-1].detach(), batch.avail_actions[:, :-1])  # [B, T, N]
         state = self.mixer_state(batch)
-        joint_q_taken, v_jt = self.mixer(state[:, :-1], batch.actions)  # [B, T, N, A], [B, T]
-        joint_q_greedy, _ = self.mixer(state[:, :-1], greedy)
+        joint_q_taken, v_jt = nets.mixer(state[:, :-1], batch.actions)  # [B, T, N, A], [B, T]
+        joint_q_greedy, _ = nets.mixer(state[:, :-1], greedy)
         with torch.no_grad():
             next_actions = self.bootstrap_actions(q, target_q, batch.avail_actions)  # [B, T, N]
-            target_joint_q_next, _ = self.target_mixer(state[:, 1:], next_actions)
+            target_joint_q_next, _ = nets.target_mixer(state[:, 1:], next_actions)
         cfg = self.cfg
         return qtran_alt_losses(
             q[:, :-1], batch.avail_actions[:, :-1], batch.actions, greedy, joint_q_taken, joint_q_greedy,

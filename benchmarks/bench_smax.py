@@ -1,5 +1,6 @@
-"""Env steps per second of the SMAX adapter vs raw jaxmarl, side by side, same batch, same run.
+"""Env steps per second of the SMAX adapter vs raw jaxmarl, and of populations of S members.
 
+Table 1, adapter vs raw jaxmarl, side by side, same batch, same run:
 raw-loop: one jitted `vmap(env.step)` (auto-reset) per Python call, random valid actions drawn
           inside the same jit, waiting for each step's result (as a learner must): the adapter's
           calling pattern without torch, masks or state assembly.
@@ -9,7 +10,12 @@ adapter:  `SMAXVecEnv.step` with random valid actions drawn in torch (argmax of 
           slots per call; "active" is the share of slots whose episode was still running.
 Compile time (first reset + first step) is excluded from the rates and reported.
 
+Table 2, populations: the adapter with S members × B envs (one vmapped XLA call per step) for each
+S in --members, timed in interleaved rounds (best round kept) so that a busy machine slows all S
+alike. Steps/s counts all S·B slots; "vs S=1" is that rate over the population of one's.
+
     python benchmarks/bench_smax.py --maps 3m 2s3z --batch-sizes 1 64 512 4096 --steps 100
+    python benchmarks/bench_smax.py --tables population --maps 3m --members 1 4 16 --steps 50
 """
 
 from __future__ import annotations
@@ -30,33 +36,61 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+class AdapterLoop:
+    """The runner's pattern on one SMAXVecEnv: random valid actions drawn in torch, `reset` when
+    every episode has ended. Building it compiles (first reset + first step, timed)."""
+
+    def __init__(self, map_name: str, n_envs: int, device: torch.device, member_seeds: list[int]):
+        self.env = SMAXVecEnv(map_name, n_envs, device, member_seeds)
+        self.device = device
+        self.gen = torch.Generator(device=device).manual_seed(member_seeds[0])
+        t0 = time.perf_counter()
+        self.out = self.env.reset()
+        self.ended = torch.zeros(self.env.n_envs, dtype=torch.bool, device=device)
+        self._step()
+        _sync(device)
+        self.compile_s = time.perf_counter() - t0
+        self.active_slots = self.slots = 0
+
+    def _step(self) -> None:
+        noise = torch.rand(self.out.avail_actions.shape, generator=self.gen, device=self.device)
+        self.out = self.env.step(torch.argmax(noise * self.out.avail_actions, dim=-1))
+
+    def run(self, steps: int) -> float:
+        """Seconds for `steps` steps of all S·B envs."""
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            if self.ended.all():
+                self.out = self.env.reset()
+                self.ended.zero_()
+            self.active_slots += int((~self.ended).sum())
+            self.slots += self.env.n_envs
+            self._step()
+            self.ended |= self.out.terminated | self.out.truncated
+        _sync(self.device)
+        return time.perf_counter() - t0
+
+
 def bench_adapter(map_name: str, n_envs: int, device: torch.device, steps: int, seed: int = 0) -> dict:
-    env = SMAXVecEnv(map_name, n_envs, device, seed=seed)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    t0 = time.perf_counter()
-    out = env.reset()
-    ended = torch.zeros(n_envs, dtype=torch.bool, device=device)
+    loop = AdapterLoop(map_name, n_envs, device, [seed])
+    elapsed = loop.run(steps)
+    loop.env.close()
+    return {"steps_s": n_envs * steps / elapsed, "compile_s": loop.compile_s, "active": loop.active_slots / loop.slots}
 
-    def one_step(out):
-        noise = torch.rand(out.avail_actions.shape, generator=gen, device=device)
-        return env.step(torch.argmax(noise * out.avail_actions, dim=-1))
 
-    out = one_step(out)
-    _sync(device)
-    compile_s = time.perf_counter() - t0
-    active = 0
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        if ended.all():
-            out = env.reset()
-            ended.zero_()
-        active += int((~ended).sum())
-        out = one_step(out)
-        ended |= out.terminated | out.truncated
-    _sync(device)
-    elapsed = time.perf_counter() - t0
-    env.close()
-    return {"steps_s": n_envs * steps / elapsed, "compile_s": compile_s, "active": active / (n_envs * steps)}
+def bench_population(map_name: str, members: list[int], n_envs: int, device: torch.device, steps: int,
+                     rounds: int = 3) -> dict[int, dict]:
+    """Steps/s (all S·B slots) per population size S, timed round-robin, best round kept."""
+    loops = {S: AdapterLoop(map_name, n_envs, device, list(range(S))) for S in members}
+    best = {S: float("inf") for S in members}
+    for _ in range(rounds):
+        for S, loop in loops.items():
+            best[S] = min(best[S], loop.run(steps))
+    results = {S: {"steps_s": S * n_envs * steps / best[S], "call_ms": 1e3 * best[S] / steps,
+                   "compile_s": loop.compile_s} for S, loop in loops.items()}
+    for loop in loops.values():
+        loop.env.close()
+    return results
 
 
 def bench_raw(map_name: str, n_envs: int, device: torch.device, steps: int, scan: bool, seed: int = 0) -> dict:
@@ -108,8 +142,7 @@ def bench_raw(map_name: str, n_envs: int, device: torch.device, steps: int, scan
     return results
 
 
-def main() -> None:
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+def raw_table(devices: list[torch.device]) -> None:
     header = (f"{'device':6} {'map':5} {'B':>5} | {'raw-loop/s':>11} {'raw-scan/s':>11} {'adapter/s':>11} "
               f"{'ad/loop':>7} {'ad/scan':>7} {'active':>6} | compile s: raw-loop raw-scan adapter")
     print(header)
@@ -126,12 +159,35 @@ def main() -> None:
                       f"{ad['compile_s']:7.1f}", flush=True)
 
 
+def population_table(devices: list[torch.device]) -> None:
+    B = args.members_batch
+    print(f"{'device':6} {'map':5} {'S':>3} {'B':>4} | {'steps/s':>11} {'vs S=1':>6} {'ms/step':>8} | compile s")
+    for device in devices:
+        for map_name in args.maps:
+            results = bench_population(map_name, args.members, B, device, args.steps)
+            base = results[args.members[0]]["steps_s"]
+            for S, r in results.items():
+                print(f"{device.type:6} {map_name:5} {S:>3} {B:>4} | {r['steps_s']:>11,.0f} {r['steps_s'] / base:>6.2f} "
+                      f"{r['call_ms']:>8.2f} | {r['compile_s']:9.1f}", flush=True)
+
+
+def main() -> None:
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    if "raw" in args.tables:
+        raw_table(devices)
+    if "population" in args.tables:
+        population_table(devices)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--maps", nargs="+", default=["3m", "2s3z"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 64, 512, 4096])
     parser.add_argument("--steps", type=int, default=100, help="timed steps per measurement")
     parser.add_argument("--no-scan", action="store_true", help="skip the raw lax.scan measurement")
+    parser.add_argument("--tables", nargs="+", choices=["raw", "population"], default=["raw", "population"])
+    parser.add_argument("--members", nargs="+", type=int, default=[1, 4, 16], help="population sizes S")
+    parser.add_argument("--members-batch", type=int, default=8, help="envs per member B in the population table")
     args = parser.parse_args()
     torch.set_num_threads(1)
     main()

@@ -3,7 +3,10 @@ evaluation), e.g. QMIX on SMAX 3m. Prints the overall rate and the rate after th
 evaluation (which excludes JAX compilation).
 
     python benchmarks/bench_train.py [--env smax] [--map 3m] [--algo qmix] [--preset paper]
-                                     [--steps 30000] [--device cpu|cuda|auto]
+                                     [--steps 30000] [--device cpu|cuda|auto] [--threads 1]
+
+CPU threads (torch and XLA) come from --threads (default 1, as in training; maven/threads.py),
+set before JAX is imported, so the trainer is imported inside main().
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 
+from maven import threads
 from maven.config import resolve
-from maven.trainer import Trainer
 
 
 def main() -> None:
@@ -23,13 +26,17 @@ def main() -> None:
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--steps", type=int, default=30_000)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of torch and XLA (default 1)")
     args = parser.parse_args()
+    threads.configure(args.threads)
+    from maven.trainer import Trainer  # after configure: it may import jax (SMAX)
+
     cfg = resolve({"env": args.env, "map": args.map, "algo": args.algo, "preset": args.preset, "seed": 0,
                    "t_max": args.steps, "device": args.device}, {"test_interval": max(1000, args.steps // 3)})
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(cfg, out, progress=False)
         summary = trainer.run()
-        rows = trainer.rows
+        rows = trainer.members[0].rows
     first, last = rows[0], rows[-1]
     after = (last["step"] - first["step"]) / max(last["wall_time_s"] - first["wall_time_s"], 1e-9)
     print(f"\n{args.algo} on {args.env}/{args.map} ({args.preset}, {summary['device']}, "

@@ -20,12 +20,17 @@ def _run_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m maven", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train one run into a run directory")
+    train = sub.add_parser("train", help="train one run, or a population of seeds in one process")
     _run_args(train)
-    train.add_argument("--seed", type=int, required=True)
-    train.add_argument("--out", required=True, help="the run directory")
+    which = train.add_mutually_exclusive_group(required=True)
+    which.add_argument("--seed", type=int, help="one run")
+    which.add_argument("--seeds", help="a population trained in one process, e.g. 0-19, 0,3,7 or 0-4,10")
+    train.add_argument("--out", required=True,
+                       help="the run directory; with several seeds a template with {seed}, e.g. 'runs/seed{seed}'")
     train.add_argument("--t-max", type=int, default=None, help="budget in env steps")
     train.add_argument("--device", default=None, choices=["cpu", "cuda", "auto"])
+    train.add_argument("--threads", type=int, default=None,
+                       help="CPU threads for torch and XLA (default 1; capped at the CPUs this process may use)")
     check = sub.add_parser("check", help="validate a run's settings without training")
     _run_args(check)
     lister = sub.add_parser("list", help="environments, maps, algorithms and presets")
@@ -33,15 +38,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _resolve(args):
+def parse_seeds(spec: str) -> list[int]:
+    """'0-4,10' -> [0, 1, 2, 3, 4, 10]; a one-line UserError for anything else."""
+    seeds: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        bounds = part.split("-")
+        if not part or len(bounds) > 2 or not all(b.strip().isdigit() for b in bounds):
+            raise UserError(f"bad --seeds {spec!r}: expected seeds >= 0 as a list of numbers and ranges, e.g. 0-19 or 0,3,7")
+        low, high = int(bounds[0]), int(bounds[-1])
+        if high < low:
+            raise UserError(f"bad --seeds {spec!r}: the range {part} is empty; write it low-high, e.g. {high}-{low}")
+        seeds.extend(range(low, high + 1))
+    duplicates = sorted({s for s in seeds if seeds.count(s) > 1})
+    if duplicates:
+        raise UserError(f"bad --seeds {spec!r}: seed {duplicates[0]} is listed twice")
+    return seeds
+
+
+def member_outs(out: str, seeds: list[int]) -> list[str]:
+    """Each member's run directory from --out (a template with {seed} when there are several)."""
+    if "{seed}" not in out:
+        if len(seeds) > 1:
+            raise UserError(f"--out {out!r} needs {{seed}} for {len(seeds)} seeds, e.g. '{out}/seed{{seed}}'")
+        return [out]
+    try:
+        return [out.format(seed=s) for s in seeds]
+    except (KeyError, IndexError, ValueError):
+        raise UserError(f"bad --out {out!r}: the only placeholder allowed is {{seed}}") from None
+
+
+def _resolve(args, seed: int | None = None):
     from maven.config import parse_set, resolve
 
     run = {"env": args.env, "map": args.map, "algo": args.algo, "preset": args.preset,
-           "seed": getattr(args, "seed", None), "t_max": getattr(args, "t_max", None),
-           "device": getattr(args, "device", None)}
-    if run["seed"] is not None and run["seed"] < 0:
-        raise UserError(f"bad --seed {run['seed']}: must be >= 0")
+           "seed": seed, "t_max": getattr(args, "t_max", None), "device": getattr(args, "device", None)}
+    if seed is not None and seed < 0:
+        raise UserError(f"bad --seed {seed}: must be >= 0")
     return resolve(run, parse_set(args.overrides))
+
+
+def cmd_train(args) -> None:
+    from maven import threads
+
+    # before anything imports jax or torch does work: XLA reads its thread flags once; what it
+    # says is printed after the input is validated (errors stay one line)
+    notes: list[str] = []
+    chosen = threads.configure(args.threads, log=notes.append)
+    seeds = [args.seed] if args.seed is not None else parse_seeds(args.seeds)
+    outs = member_outs(args.out, seeds)
+    cfgs = [_resolve(args, seed) for seed in seeds]
+    for line in notes:
+        print(line, file=sys.stderr, flush=True)
+    from maven.trainer import Trainer
+
+    Trainer(cfgs, outs, threads=chosen).run()
 
 
 def cmd_list(args) -> None:
@@ -74,10 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = _resolve(args)
             print(f"ok: {cfg.env}/{cfg.map} {cfg.algo} preset {cfg.preset}")
         else:
-            from maven.trainer import Trainer
-
-            cfg = _resolve(args)
-            Trainer(cfg, args.out).run()
+            cmd_train(args)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code

@@ -241,8 +241,8 @@ def resolve(run: dict[str, Any], overrides: dict[str, Any] | None = None) -> Tra
         if run.get(key) is not None:
             values[key] = run[key]
     cfg = TrainConfig(**{k: coerce(k, v) for k, v in values.items()})
-    if cfg.algo != "maven" and cfg.z_policy != "uniform":
-        raise UserError(f"z_policy={cfg.z_policy!r} needs --algo maven")
+    if cfg.z_policy != "uniform" and not algos.learner_class(cfg.algo).has_latent:
+        raise UserError(f"z_policy={cfg.z_policy!r} needs an algorithm with a latent z, e.g. --algo maven")
     if cfg.mi_intrinsic and cfg.rnn_discrim:
         raise UserError("mi_intrinsic=true needs rnn_discrim=false (the original asserts it)")
     if cfg.epsilon_finish > cfg.epsilon_start:

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from maven.networks import gru_unroll, one_hot
+
 UNAVAILABLE_Q = -9999999.0  # the original's mask value: finite, so an all-masked row is uniform
 
 
@@ -45,22 +47,28 @@ class GRUDiscriminator(nn.Module):
         self.net = mlp(cfg.rnn_agg_size, cfg.discrim_size, cfg.discrim_layers, cfg.noise_dim)
 
     def forward(self, p: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """p [B, T, D], lengths [B] -> logits [B, K]."""
+        """p [B, T, D], lengths [B] -> logits [B, K].
+
+        The batch may carry more padding than the original's (a population pads every member's
+        batch to the longest episode of any member); as coded, the state read is the one after
+        this batch's own longest episode, which is what the original's truncated batch ends on.
+        """
         B = p.shape[0]
-        h0 = torch.ones(1, B, self.rnn.hidden_size, device=p.device)
-        hidden, _ = self.rnn(p, h0)  # [B, T, R]
+        h0 = torch.ones(B, self.rnn.hidden_size, device=p.device)
+        hidden = gru_unroll(self.rnn, p, h0)  # [B, T, R]
         if self.uses_padded_final_state:
-            final = hidden[:, -1]
+            last = (lengths.max() - 1).clamp(min=0).expand(B)
         else:
-            final = hidden[torch.arange(B, device=p.device), (lengths - 1).clamp(min=0)]
-        return self.net(final)
+            last = (lengths - 1).clamp(min=0)
+        index = last.view(B, 1, 1).expand(B, 1, hidden.shape[-1])
+        return self.net(hidden.gather(1, index).squeeze(1))  # [B, K]
 
 
 def discriminator_inputs(q: torch.Tensor, avail: torch.Tensor, state: torch.Tensor, hard: bool) -> torch.Tensor:
     """q [B, T, N, A], avail [B, T, N, A], state [B, T, S] -> p [B, T, N*A + S]."""
     masked = q.masked_fill(~avail, UNAVAILABLE_Q)
     if hard:
-        probs = F.one_hot(masked.argmax(-1), q.shape[-1]).to(q.dtype)
+        probs = one_hot(masked.argmax(-1), q.shape[-1], q.dtype)
     else:
         probs = torch.softmax(masked, -1)
     return torch.cat([probs.flatten(2), state], -1)
@@ -75,5 +83,5 @@ def mi_loss(logits: torch.Tensor, z: torch.Tensor, mask: torch.Tensor):
     if logits.dim() == 2:
         return F.cross_entropy(logits, z), None
     B, T, K = logits.shape
-    ce = F.cross_entropy(logits.reshape(B * T, K), z.repeat_interleave(T), reduction="none").view(B, T)
+    ce = F.cross_entropy(logits.reshape(B * T, K), z.unsqueeze(1).expand(B, T).reshape(B * T), reduction="none").view(B, T)
     return (ce * mask).sum() / mask.sum().clamp(min=1), ce

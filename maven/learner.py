@@ -1,4 +1,5 @@
-"""The shared value-decomposition learner: one loss over a batch of whole episodes.
+"""The shared value-decomposition learner: one loss over a batch of whole episodes, for every
+member of a population at once (members.py).
 
 Subclasses choose the agent network, the mixer and the mixer's state input, and may add loss
 terms (MAVEN) or replace the loss (QTRAN). The TD loss itself is a pure function of tensors.
@@ -6,15 +7,24 @@ terms (MAVEN) or replace the loss (QTRAN). The TD loss itself is a pure function
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, grad, vmap
 
 from maven.batch import EpisodeBatch
 from maven.envs.base import EnvInfo
-from maven.networks import RNNAgent, agent_input_dim, build_inputs
+from maven.members import (
+    build_members,
+    clip_grad_norm,
+    load_member_slice,
+    make_optimiser,
+    masked_assign,
+    member_slice,
+    tree_map,
+)
+from maven.networks import RNNAgent, agent_input_dim, build_inputs, one_hot
 
 
 def greedy_actions(q: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
@@ -34,27 +44,54 @@ def masked_mse(values: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) 
     return (err ** 2).sum() / mask.sum().clamp(min=1)
 
 
-def make_optimiser(params, cfg) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr)
-    return torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.optim_alpha, eps=cfg.optim_eps)
+class Nets:
+    """One member's networks as callables over its own parameters (for a loss written for one
+    member): nets.agent(...), nets.target_agent(...), nets.mixer(...), nets.target_mixer(...),
+    and each extra module by its name (e.g. nets.discriminator(...))."""
+
+    def __init__(self, modules: dict[str, nn.Module], params: dict, target_params: dict):
+        self._modules, self._params, self._targets = modules, params, target_params
+
+    def __getattr__(self, name: str):
+        if name.startswith("target_"):
+            base = name.removeprefix("target_")
+            module, params = self._modules[base], self._targets[base]
+        elif name in ("agent", "mixer"):
+            module, params = self._modules[name], self._params[name]
+        else:
+            module = self._modules["extra"][name]
+            prefix = f"{name}."
+            params = {k.removeprefix(prefix): v for k, v in self._params["extra"].items() if k.startswith(prefix)}
+        return lambda *args: functional_call(module, params, args)
 
 
 class QLearner:
-    """QMIX-style learner; `mixer` of None means independent utilities (not used here)."""
+    """QMIX-style learner for a population of S members (seeds), the member a batch axis.
 
-    def __init__(self, cfg, info: EnvInfo, device: torch.device, seed: int = 0):
+    A subclass chooses the agent network, the mixer and the mixer's state input, and may add
+    loss terms (MAVEN) or replace the loss (QTRAN). `loss` is written for one member as a pure
+    function of its networks and a batch; `update` runs it for every member with torch.func.
+    """
+
+    has_latent = False  # a per-episode latent z with its own policy (MAVEN)
+
+    def __init__(self, cfg, info: EnvInfo, device: torch.device, seeds: Sequence[int]):
         self.cfg, self.info, self.device = cfg, info, torch.device(device)
+        self.seeds = [int(s) for s in seeds]
+        self.n_members = len(self.seeds)
         self.input_dim = agent_input_dim(info.obs_dim, info.n_actions, info.n_agents, cfg)
-        self.agent = self.build_agent().to(self.device)
-        self.mixer = self.build_mixer().to(self.device)
-        self.extra = nn.ModuleDict(self.build_extra()).to(self.device)  # trained with the agents
-        self.target_agent = copy.deepcopy(self.agent)
-        self.target_mixer = copy.deepcopy(self.mixer)
-        self.params = [*self.agent.parameters(), *self.mixer.parameters(), *self.extra.parameters()]
+        self.modules, self.params = build_members(self._build_networks, self.seeds, self.device)
+        self.target_params = {name: tree_map(torch.clone, self.params[name]) for name in ("agent", "mixer")}
         self.optimiser = make_optimiser(self.params, cfg)
-        self.last_target_update_episode = 0
-        self.updates = 0
+        S = self.n_members
+        self.last_target_update_episode = torch.zeros(S, dtype=torch.int64)
+        self.updates = torch.zeros(S, dtype=torch.int64)
+        self._grads = vmap(grad(self._member_loss, has_aux=True))
+        self._act = vmap(self._member_act)
+
+    def _build_networks(self) -> dict[str, nn.Module]:
+        return {"agent": self.build_agent(), "mixer": self.build_mixer(),
+                "extra": nn.ModuleDict(self.build_extra())}
 
     # --- parts a subclass chooses -----------------------------------------------------------
     def build_agent(self) -> nn.Module:
@@ -64,6 +101,7 @@ class QLearner:
         raise NotImplementedError
 
     def build_extra(self) -> dict[str, nn.Module]:
+        """Further modules trained with the agents (MAVEN's discriminator)."""
         return {}
 
     def z_onehot(self, z: torch.Tensor) -> torch.Tensor | None:
@@ -74,36 +112,41 @@ class QLearner:
         return batch.state  # [B, T+1, S]
 
     # --- the latent (MAVEN overrides these) -----------------------------------------------
-    def sample_z(self, s0: torch.Tensor, uniform: bool) -> torch.Tensor:
-        """z [B] for episodes starting in s0 [B, S]; algorithms without a latent use 0."""
-        return torch.zeros(s0.shape[0], dtype=torch.long, device=self.device)
+    def sample_z(self, s0: torch.Tensor, uniform: bool, members: torch.Tensor) -> torch.Tensor:
+        """z [S, B] for episodes starting in s0 [S, B, state]; algorithms without a latent use 0."""
+        return torch.zeros(s0.shape[:2], dtype=torch.long, device=self.device)
 
-    def after_rollout(self, s0: torch.Tensor, z: torch.Tensor, returns: torch.Tensor) -> dict:
-        """Called after every batch of training episodes (MAVEN trains its z-policy here)."""
+    def after_rollout(self, s0, z, returns, kept, members) -> dict:
+        """Called after every batch of training episodes (MAVEN trains its z-policy here);
+        all [S, B] (s0 [S, B, state]); returns stats {name: [S]}."""
         return {}
 
     # --- acting --------------------------------------------------------------------------------
     def init_hidden(self, n: int) -> torch.Tensor:
         return torch.zeros(n, self.info.n_agents, self.cfg.rnn_hidden_dim, device=self.device)
 
+    def _member_act(self, agent_params, obs, last_actions, hidden, z):
+        inputs = build_inputs(obs, last_actions, self.info.n_actions, self.cfg)  # [B, N, D]
+        return functional_call(self.modules["agent"], agent_params, (inputs, hidden, self.z_onehot(z)),
+                               {"one_step": True})
+
     @torch.no_grad()
     def act_q(self, obs, last_actions, hidden, z):
-        """One step for B envs: obs [B, N, O], last_actions [B, N] -> q [B, N, A], hidden [B, N, H]."""
-        inputs = build_inputs(obs, last_actions, self.info.n_actions, self.cfg).unsqueeze(1)
-        q, new_hidden = self.agent(inputs, hidden, self.z_onehot(z))
-        return q[:, 0], new_hidden[:, 0]
+        """One step for every member's B envs: obs [S, B, N, O], last_actions [S, B, N],
+        hidden [S, B, N, H], z [S, B] -> q [S, B, N, A], hidden [S, B, N, H]."""
+        return self._act(self.params["agent"], obs, last_actions, hidden, z)
 
-    # --- learning ------------------------------------------------------------------------------
-    def unroll(self, agent: nn.Module, batch: EpisodeBatch):
-        """Run the agent over whole episodes -> q [B, T+1, N, A], hidden [B, T+1, N, H]."""
+    # --- learning (one member) ------------------------------------------------------------------
+    def unroll(self, agent, batch: EpisodeBatch):
+        """Run an agent over whole episodes -> q [B, T+1, N, A], hidden [B, T+1, N, H]."""
         inputs = build_inputs(batch.obs, batch.last_actions(), self.info.n_actions, self.cfg)
         h0 = self.init_hidden(batch.n_episodes)
         return agent(inputs, h0, self.z_onehot(batch.z))
 
-    def td_loss(self, batch: EpisodeBatch, q: torch.Tensor, extra_target: torch.Tensor | None = None):
+    def td_loss(self, nets: Nets, batch: EpisodeBatch, q: torch.Tensor, extra_target: torch.Tensor | None = None):
         """The double-Q TD loss through the mixer. q [B, T+1, N, A] from the live agent."""
         with torch.no_grad():
-            target_q, _ = self.unroll(self.target_agent, batch)  # [B, T+1, N, A]
+            target_q, _ = self.unroll(nets.target_agent, batch)  # [B, T+1, N, A]
         avail_next = batch.avail_actions[:, 1:]
         chosen_action_qvals = q[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)  # [B, T, N]
         if self.cfg.double_q:
@@ -112,9 +155,9 @@ class QLearner:
             best_next = greedy_actions(target_q[:, 1:], avail_next)
         target_max_qvals = target_q[:, 1:].gather(-1, best_next.unsqueeze(-1)).squeeze(-1)  # [B, T, N]
         mix_state = self.mixer_state(batch)
-        q_tot = self.mixer(chosen_action_qvals, mix_state[:, :-1])  # [B, T]
+        q_tot = nets.mixer(chosen_action_qvals, mix_state[:, :-1])  # [B, T]
         with torch.no_grad():
-            target_q_tot = self.target_mixer(target_max_qvals, mix_state[:, 1:])
+            target_q_tot = nets.target_mixer(target_max_qvals, mix_state[:, 1:])
         targets = td_targets(target_q_tot, batch.reward, batch.terminated, self.cfg.gamma)
         if extra_target is not None:
             targets = targets + extra_target
@@ -122,46 +165,58 @@ class QLearner:
         loss = masked_mse(q_tot, targets, mask)
         return loss, {"td_loss": loss.detach()}
 
-    def loss(self, batch: EpisodeBatch):
-        q, _ = self.unroll(self.agent, batch)
-        return self.td_loss(batch, q)
+    def loss(self, nets: Nets, batch: EpisodeBatch):
+        """One member's loss on its batch -> (loss, {name: scalar})."""
+        q, _ = self.unroll(nets.agent, batch)
+        return self.td_loss(nets, batch, q)
 
-    def update(self, batch: EpisodeBatch, episode: int) -> dict[str, float]:
-        """One gradient step on a batch; refresh the targets every target_update_interval episodes."""
-        loss, stats = self.loss(batch)
-        self.optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        stats["grad_norm"] = nn.utils.clip_grad_norm_(self.params, self.cfg.grad_norm_clip)
-        self.optimiser.step()
-        self.updates += 1
-        if episode - self.last_target_update_episode >= self.cfg.target_update_interval:
-            self.sync_targets()
-            self.last_target_update_episode = episode
+    def _member_loss(self, params, target_params, fields):
+        loss, stats = self.loss(Nets(self.modules, params, target_params), EpisodeBatch(*fields))
+        return loss, stats
+
+    def member_nets(self, k: int) -> Nets:
+        """Member k's networks, outside vmap (for tests and diagnostics)."""
+        return Nets(self.modules, tree_map(lambda x: x[k], self.params),
+                    tree_map(lambda x: x[k], self.target_params))
+
+    def member_loss(self, k: int, batch: EpisodeBatch):
+        """Member k's loss on a batch of its own [B, ...] (for tests and diagnostics)."""
+        return self.loss(self.member_nets(k), batch)
+
+    # --- learning (the population) ----------------------------------------------------------------
+    def update(self, batch: EpisodeBatch, episodes: torch.Tensor, active: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One gradient step for every member with active[k] on its own batch [S, B, ...];
+        episodes [S] = each member's training episodes so far (target refresh every
+        target_update_interval of them). Inactive members do not change at all.
+        Returns stats {name: [S]} (rows of inactive members are meaningless)."""
+        grads, stats = self._grads(self.params, self.target_params, batch.as_tuple())
+        grads, stats["grad_norm"] = clip_grad_norm(grads, self.cfg.grad_norm_clip)
+        active = active.to(self.device)
+        self.optimiser.step(self.params, grads, active)
+        cpu_active = active.cpu()
+        self.updates += cpu_active.long()
+        episodes = torch.as_tensor(episodes, dtype=torch.int64)
+        due = cpu_active & (episodes - self.last_target_update_episode >= self.cfg.target_update_interval)
+        if bool(due.any()):
+            for name in self.target_params:
+                masked_assign(self.target_params[name], self.params[name], due.to(self.device))
+            self.last_target_update_episode = torch.where(due, episodes, self.last_target_update_episode)
         return stats
 
-    def sync_targets(self) -> None:
-        self.target_agent.load_state_dict(self.agent.state_dict())
-        self.target_mixer.load_state_dict(self.mixer.state_dict())
+    # --- checkpointing, one member at a time -----------------------------------------------------
+    def member_state(self, k: int) -> dict:
+        return {"params": member_slice(self.params, k), "target_params": member_slice(self.target_params, k),
+                "optimiser": self.optimiser.member_state(k),
+                "last_target_update_episode": int(self.last_target_update_episode[k]),
+                "updates": int(self.updates[k])}
 
-    # --- checkpointing -----------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {
-            "agent": self.agent.state_dict(), "mixer": self.mixer.state_dict(),
-            "extra": self.extra.state_dict(), "target_agent": self.target_agent.state_dict(),
-            "target_mixer": self.target_mixer.state_dict(), "optimiser": self.optimiser.state_dict(),
-            "last_target_update_episode": self.last_target_update_episode, "updates": self.updates,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.agent.load_state_dict(state["agent"])
-        self.mixer.load_state_dict(state["mixer"])
-        self.extra.load_state_dict(state["extra"])
-        self.target_agent.load_state_dict(state["target_agent"])
-        self.target_mixer.load_state_dict(state["target_mixer"])
-        self.optimiser.load_state_dict(state["optimiser"])
-        self.last_target_update_episode = state["last_target_update_episode"]
-        self.updates = state["updates"]
+    def load_member_state(self, k: int, state: dict) -> None:
+        load_member_slice(self.params, k, state["params"])
+        load_member_slice(self.target_params, k, state["target_params"])
+        self.optimiser.load_member_state(k, state["optimiser"])
+        self.last_target_update_episode[k] = state["last_target_update_episode"]
+        self.updates[k] = state["updates"]
 
 
 def one_hot_z(z: torch.Tensor, k: int) -> torch.Tensor:
-    return F.one_hot(z, k).float()
+    return one_hot(z, k)

@@ -20,9 +20,11 @@ from maven.zpolicy import Z_POLICIES
 
 
 class MavenLearner(QLearner):
-    def __init__(self, cfg, info, device, seed: int = 0):
-        super().__init__(cfg, info, device, seed)
-        self.z_policy = Z_POLICIES[cfg.z_policy](cfg, info.state_dim, seed)
+    has_latent = True
+
+    def __init__(self, cfg, info, device, seeds):
+        super().__init__(cfg, info, device, seeds)
+        self.z_policy = Z_POLICIES[cfg.z_policy](cfg, info.state_dim, self.seeds, self.device)
 
     def build_agent(self) -> nn.Module:
         cfg, info = self.cfg, self.info
@@ -46,39 +48,36 @@ class MavenLearner(QLearner):
         steps = batch.state.shape[1]
         return torch.cat([batch.state, z.unsqueeze(1).expand(-1, steps, -1)], -1)  # [B, T+1, S+K]
 
-    def loss(self, batch: EpisodeBatch):
+    def loss(self, nets, batch: EpisodeBatch):
         cfg = self.cfg
-        q, _ = self.unroll(self.agent, batch)  # [B, T+1, N, A]
+        q, _ = self.unroll(nets.agent, batch)  # [B, T+1, N, A]
         p = discriminator_inputs(q[:, :-1], batch.avail_actions[:, :-1], batch.state[:, :-1], cfg.hard_qs)
         if cfg.mi_intrinsic:
             p = p.detach()
-        logits = self.extra["discriminator"](p, batch.lengths)
+        logits = nets.discriminator(p, batch.lengths)
         mask = batch.filled.float()
         mi, ce_per_step = mi_loss(logits, batch.z, mask)
         intrinsic = None
         if cfg.mi_intrinsic:  # MLP discriminator only (checked in config.resolve)
             sign = 1.0 if cfg.mi_intrinsic_sign == "as_coded" else -1.0  # Q3: as coded adds +CE
             intrinsic = sign * cfg.mi_scaler * ce_per_step.detach()
-        td, stats = self.td_loss(batch, q, intrinsic)
+        td, stats = self.td_loss(nets, batch, q, intrinsic)
         stats["mi_loss"] = mi.detach()
         return td + cfg.mi_loss * mi, stats
 
     # --- the latent policy ---------------------------------------------------------------------
-    def sample_z(self, s0: torch.Tensor, uniform: bool) -> torch.Tensor:
-        z = self.z_policy.sample(s0.double().cpu().numpy(), uniform)
-        return torch.as_tensor(z, dtype=torch.long, device=self.device)
+    def sample_z(self, s0: torch.Tensor, uniform: bool, members: torch.Tensor) -> torch.Tensor:
+        return self.z_policy.sample(s0, uniform, members)
 
-    def after_rollout(self, s0: torch.Tensor, z: torch.Tensor, returns: torch.Tensor) -> dict:
-        stats = self.z_policy.update(s0.double().cpu().numpy(), z.cpu().numpy(),
-                                     returns.double().cpu().numpy())
+    def after_rollout(self, s0, z, returns, kept, members) -> dict:
+        stats = self.z_policy.update(s0, z, returns, kept, members)
         if "z_policy_entropy" not in stats:
-            stats["z_policy_entropy"] = self.z_policy.entropy(s0.double().cpu().numpy())
+            stats["z_policy_entropy"] = self.z_policy.entropy(s0)
         return stats
 
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "z_policy": self.z_policy.state_dict()}
+    def member_state(self, k: int) -> dict:
+        return {**super().member_state(k), "z_policy": self.z_policy.member_state(k)}
 
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.z_policy.load_state_dict(state["z_policy"])
-
+    def load_member_state(self, k: int, state: dict) -> None:
+        super().load_member_state(k, state)
+        self.z_policy.load_member_state(k, state["z_policy"])

@@ -1,4 +1,5 @@
-"""Episode replay buffer: a FIFO of whole episodes in compact dtypes, sampled without replacement."""
+"""Episode replay: one FIFO of whole episodes per member, stored stacked [S, capacity, ...] in
+compact dtypes and sampled without replacement from each member's own stream."""
 
 from __future__ import annotations
 
@@ -7,58 +8,105 @@ from dataclasses import fields
 import torch
 
 from maven.batch import EpisodeBatch
+from maven.envs.base import EnvInfo
+from maven.errors import UserError
+from maven.streams import Streams
 
 # what each field is stored as (actions fit in int16, masks in bool)
 _STORAGE = {"actions": torch.int16}
 
 
+def episode_shapes(info: EnvInfo) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """Each EpisodeBatch field's per-episode shape and stored dtype."""
+    T, N, A = info.episode_limit, info.n_agents, info.n_actions
+    shapes = {
+        "obs": ((T + 1, N, info.obs_dim), torch.float32), "state": ((T + 1, info.state_dim), torch.float32),
+        "avail_actions": ((T + 1, N, A), torch.bool), "actions": ((T, N), torch.int64),
+        "reward": ((T,), torch.float32), "terminated": ((T,), torch.bool), "filled": ((T,), torch.bool),
+        "z": ((), torch.int64),
+    }
+    return {name: (shape, _STORAGE.get(name, dtype)) for name, (shape, dtype) in shapes.items()}
+
+
+def bytes_per_episode(info: EnvInfo) -> int:
+    total = 0
+    for shape, dtype in episode_shapes(info).values():
+        n = 1
+        for d in shape:
+            n *= d
+        total += n * torch.tensor([], dtype=dtype).element_size()
+    return total
+
+
+def available_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free
+    import os
+
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
 class ReplayBuffer:
-    def __init__(self, capacity: int, device: torch.device):
-        self.capacity, self.device = capacity, torch.device(device)
-        self.storage: dict[str, torch.Tensor] | None = None
-        self.size, self.next = 0, 0
+    def __init__(self, capacity: int, info: EnvInfo, n_members: int, device: torch.device, seeds):
+        self.capacity, self.n_members, self.device = capacity, n_members, torch.device(device)
+        need = bytes_per_episode(info) * capacity * n_members
+        have = available_memory(self.device)
+        if need > 0.8 * have:
+            raise UserError(
+                f"{n_members} members x buffer_size {capacity} episodes need {need / 2**30:.1f} GiB of replay "
+                f"on {self.device}, more than the {have / 2**30:.1f} GiB free; train fewer seeds per process "
+                "(--seeds) or lower buffer_size")
+        self.storage = {name: torch.zeros((n_members, capacity, *shape), dtype=dtype, device=self.device)
+                        for name, (shape, dtype) in episode_shapes(info).items()}
+        self.size = torch.zeros(n_members, dtype=torch.int64, device=self.device)
+        self.next = torch.zeros(n_members, dtype=torch.int64, device=self.device)
+        self.streams = Streams(seeds, "replay", self.device)
+        self._members = torch.arange(n_members, device=self.device)
 
-    def _allocate(self, batch: EpisodeBatch) -> None:
-        self.storage = {}
+    def insert(self, batch: EpisodeBatch, kept: torch.Tensor) -> None:
+        """Store each member's kept episodes: batch [S, B, ...], kept [S, B] bool."""
+        kept = kept.to(self.device)
+        rank = kept.long().cumsum(1) - 1  # position among the member's kept episodes, [S, B]
+        slots = (self.next.unsqueeze(1) + rank) % self.capacity  # [S, B]
+        member, episode = kept.nonzero(as_tuple=True)
+        slot = slots[member, episode]
         for f in fields(batch):
-            x = getattr(batch, f.name)
-            dtype = _STORAGE.get(f.name, x.dtype)
-            self.storage[f.name] = torch.zeros((self.capacity, *x.shape[1:]), dtype=dtype, device=self.device)
+            store = self.storage[f.name]
+            store[member, slot] = getattr(batch, f.name)[member, episode].to(self.device, store.dtype)
+        counts = kept.long().sum(1)
+        self.next = (self.next + counts) % self.capacity
+        self.size = torch.clamp(self.size + counts, max=self.capacity)
 
-    def insert(self, batch: EpisodeBatch) -> None:
-        if batch.n_episodes == 0:
-            return
-        if self.storage is None:
-            self._allocate(batch)
-        slots = (torch.arange(batch.n_episodes) + self.next) % self.capacity
-        slots = slots.to(self.device)
-        for name, store in self.storage.items():
-            store[slots] = getattr(batch, name).to(self.device, store.dtype)
-        self.next = (self.next + batch.n_episodes) % self.capacity
-        self.size = min(self.size + batch.n_episodes, self.capacity)
-
-    def can_sample(self, n: int) -> bool:
+    def can_sample(self, n: int) -> torch.Tensor:
+        """[S] bool: the members holding at least n episodes."""
         return self.size >= n
 
-    def sample(self, n: int) -> EpisodeBatch:
-        """n distinct episodes, cut to the longest among them."""
-        idx = torch.randperm(self.size)[:n].to(self.device)
-        parts = {name: store[idx] for name, store in self.storage.items()}
+    def sample(self, n: int, members: torch.Tensor) -> EpisodeBatch:
+        """n distinct episodes of each member in `members` ([S] bool; the others' rows are
+        meaningless) -> [S, n, ...], cut to the longest episode sampled by any member."""
+        members = members.to(self.device)
+        keys = self.streams.sort_keys(self.capacity, members)  # [S, capacity], a random order
+        keys = keys.masked_fill(torch.arange(self.capacity, device=self.device) >= self.size.unsqueeze(1),
+                                torch.iinfo(torch.int64).max)
+        idx = keys.topk(n, dim=1, largest=False, sorted=True).indices  # [S, n]
+        rows = self._members.unsqueeze(1)
+        parts = {name: store[rows, idx] for name, store in self.storage.items()}
         parts["actions"] = parts["actions"].long()
         batch = EpisodeBatch(**parts)
-        return batch.truncate(int(batch.lengths.max()))
+        longest = int((batch.filled.sum(2) * members.unsqueeze(1)).max())
+        return batch.truncate(max(longest, 1))
 
-    def state_dict(self) -> dict:
-        kept = None if self.storage is None else {k: v[: self.size].cpu() for k, v in self.storage.items()}
-        return {"storage": kept, "size": self.size, "next": self.next}
+    # --- checkpointing, one member at a time -------------------------------------------------
+    def member_state(self, k: int) -> dict:
+        size = int(self.size[k])
+        return {"storage": {name: store[k, :size].cpu().clone() for name, store in self.storage.items()},
+                "size": size, "next": int(self.next[k]), "stream": self.streams.member_state(k)}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.size, self.next = state["size"], state["next"]
-        if state["storage"] is None:
-            self.storage = None
-            return
-        self.storage = {}
+    def load_member_state(self, k: int, state: dict) -> None:
+        size = state["size"]
         for name, kept in state["storage"].items():
-            store = torch.zeros((self.capacity, *kept.shape[1:]), dtype=kept.dtype, device=self.device)
-            store[: kept.shape[0]] = kept.to(self.device)
-            self.storage[name] = store
+            self.storage[name][k].zero_()
+            self.storage[name][k, :size] = kept.to(self.device)
+        self.size[k], self.next[k] = size, state["next"]
+        self.streams.load_member_state(k, state["stream"])

@@ -20,7 +20,7 @@ import yaml
 from maven.errors import UserError
 
 EVAL_COLUMNS = ["step", "episode", "return_mean", "return_std", "win_rate", "ep_length_mean", "wall_time_s"]
-MAVEN_COLUMNS = ["return_mean_uniform_z", "win_rate_uniform_z"]
+LATENT_COLUMNS = ["return_mean_uniform_z", "win_rate_uniform_z"]  # algorithms with a latent z
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -89,12 +89,17 @@ class RunDir:
             return "finished"
         return "resume"
 
-    def write_config(self, resolved: dict, device: str, env_metadata: dict) -> None:
+    def list_checkpoints(self) -> list[Path]:
+        """The resumable checkpoints, oldest first."""
+        return sorted(self.checkpoints.glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+
+    def write_config(self, resolved: dict, device: str, env_metadata: dict, population: dict) -> None:
+        """population: the seeds trained together in this process, and the threads it used."""
         self.path.mkdir(parents=True, exist_ok=True)
         doc = {"config": resolved, "versions": package_versions(), "git": git_state(),
                "device": device, "host": platform.node(), "argv": sys.argv,
                "started": datetime.now(UTC).isoformat(timespec="seconds"),
-               "environment": env_metadata}
+               "environment": env_metadata, "population": population}
         atomic_write(self.config, yaml.safe_dump(doc, sort_keys=False))
 
     def write_eval(self, rows: list[dict], columns: list[str]) -> None:

@@ -1,12 +1,21 @@
-"""The training loop: rollout -> replay -> update -> target sync -> greedy evaluation -> log ->
-checkpoint, in PyMARL's order, with everything needed to resume exactly in the checkpoint."""
+"""The training loop for a population: S independent runs of one configuration (one per seed)
+trained in lockstep in one process, the member a batch axis of every tensor. A single run is a
+population of one; there is no other trainer.
+
+Each iteration, in PyMARL's order: rollout -> z-policy -> replay -> update -> target sync ->
+greedy evaluation -> log -> checkpoint. Members step their episodes together, but each keeps its
+own counters (env steps, episodes, last test, last checkpoint), so its epsilon, tests,
+checkpoints and end follow its own counter exactly as its single run would, and each member
+writes its own run directory (rundir.py) and its own checkpoints.
+"""
 
 from __future__ import annotations
 
 import math
-import random
+import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +25,12 @@ from maven import algos, envs
 from maven.config import TrainConfig
 from maven.errors import UserError
 from maven.replay import ReplayBuffer
-from maven.rundir import EVAL_COLUMNS, MAVEN_COLUMNS, RunDir
-from maven.runner import epsilon_at, rollout
+from maven.rundir import EVAL_COLUMNS, LATENT_COLUMNS, RunDir
+from maven.runner import ActionStreams, epsilon_at, rollout
+from maven.streams import Streams
 
 LOSS_COLUMNS = ["epsilon", "td_loss", "grad_norm", "mi_loss", "z_policy_entropy", "crashed_episodes"]
+LOGGED_STATS = ("td_loss", "grad_norm", "mi_loss", "z_policy_entropy")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -30,243 +41,367 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+@dataclass
+class Member:
+    """What one member keeps outside tensors: its directory and its logs."""
+
+    seed: int
+    run_dir: RunDir
+    rows: list[dict] = field(default_factory=list)
+    metric_steps: list[dict] = field(default_factory=list)
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, out: str | Path, progress: bool | None = None):
-        self.cfg = cfg
-        self.run_dir = RunDir(out)
-        self.device = resolve_device(cfg.device)
+    def __init__(self, cfgs: TrainConfig | list[TrainConfig], outs: str | Path | list, progress: bool | None = None,
+                 threads: dict | None = None):
+        """cfgs and outs: one per member (a single config and path train one run). The configs
+        must differ only in their seed."""
+        cfgs = cfgs if isinstance(cfgs, list) else [cfgs]
+        outs = outs if isinstance(outs, list) else [outs]
+        if len(cfgs) != len(outs):
+            raise ValueError("one output directory per member")
+        seeds = [c.seed for c in cfgs]
+        if len(set(seeds)) != len(seeds):
+            raise UserError(f"duplicate seeds in one population: {seeds}")
+        if len({str(Path(o).resolve()) for o in outs}) != len(outs):
+            raise UserError("two members of one population write to the same --out directory")
+        base = {k: v for k, v in cfgs[0].to_dict().items() if k != "seed"}
+        for c in cfgs[1:]:
+            if {k: v for k, v in c.to_dict().items() if k != "seed"} != base:
+                raise ValueError("the members of a population differ only in their seed")
+        self.cfgs, self.cfg = cfgs, cfgs[0]
+        self.outs = [Path(o) for o in outs]
+        self.device = resolve_device(self.cfg.device)
         self.progress = sys.stderr.isatty() if progress is None else progress
+        self.threads = threads or {"torch_threads": torch.get_num_threads()}
 
     # --- set-up --------------------------------------------------------------------------------
-    def _build(self) -> None:
+    def _claim(self) -> list[tuple[TrainConfig, RunDir, str]]:
+        """Every member's directory checked before any work: (cfg, run dir, 'new'|'resume')
+        for the members still to train."""
+        pending = []
+        for cfg, out in zip(self.cfgs, self.outs):
+            run_dir = RunDir(out)
+            status = run_dir.claim(self._recorded(cfg))
+            if status == "finished":
+                print(f"{run_dir.path}: finished already (summary.json exists); nothing to do", flush=True)
+            else:
+                pending.append((cfg, run_dir, status))
+        return pending
+
+    def _recorded(self, cfg: TrainConfig) -> dict:
+        return cfg.to_dict()
+
+    def _build(self, pending) -> None:
         cfg = self.cfg
-        seed_everything(cfg.seed)
-        self.env = envs.make(cfg, cfg.batch_size_run, self.device)
+        self.members = [Member(c.seed, run_dir) for c, run_dir, _ in pending]
+        seeds = [m.seed for m in self.members]
+        S = self.n_members = len(seeds)
+        self.env = envs.make(cfg, cfg.batch_size_run, self.device, seeds)
         self.info = self.env.info
         self.external = envs.ENVS[cfg.env].external  # SMAC: tests reuse the workers, no reseeding
         self.batched_tests = not self.external
-        self.test_env = envs.make(cfg, cfg.test_nepisode, self.device) if self.batched_tests else self.env
-        self.learner = algos.learner_class(cfg.algo)(cfg, self.info, self.device, seed=cfg.seed)
-        self.buffer = ReplayBuffer(cfg.buffer_size, self.device)
-        self.rng = np.random.default_rng(cfg.seed)  # draws the env seed of every rollout
-        self.t_env = self.episode = 0
-        self.last_test_t = -cfg.test_interval - 1
-        self.last_checkpoint_t = 0
-        self.rows: list[dict] = []
-        self.metric_steps: list[dict] = []
-        self.crashed_episodes = 0
-        self.wall_before = 0.0
-        self.last_stats: dict = {}
+        self.test_env = envs.make(cfg, cfg.test_nepisode, self.device, seeds) if self.batched_tests else self.env
+        self.learner = algos.learner_class(cfg.algo)(cfg, self.info, self.device, seeds)
+        self.buffer = ReplayBuffer(cfg.buffer_size, self.info, S, self.device, seeds)
+        self.action_streams = ActionStreams(seeds, self.device)
+        self.env_seeds = Streams(seeds, "env_seed", self.device)  # the seed of every rollout's reset
+        self.t_env = np.zeros(S, np.int64)
+        self.episode = np.zeros(S, np.int64)
+        self.last_test_t = np.full(S, -cfg.test_interval - 1, np.int64)
+        self.last_checkpoint_t = np.zeros(S, np.int64)
+        self.crashed_episodes = np.zeros(S, np.int64)
+        self.wall_before = np.zeros(S)
+        self.last_stats: dict[str, torch.Tensor] = {}
 
-    def _checkpoints(self) -> list[Path]:
-        """The resumable checkpoints, oldest first."""
-        return sorted(self.run_dir.checkpoints.glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+    def wall_time(self, k: int) -> float:
+        return float(self.wall_before[k] + time.perf_counter() - self.started)
 
-    def _checkpoint_path(self) -> Path | None:
-        found = self._checkpoints()
-        return found[-1] if found else None
+    def _reset_seeds(self, members: np.ndarray) -> list[int | None] | None:
+        """Each drawing member's next env seed from its own stream (None for the others)."""
+        if self.external:
+            return None
+        drawn = self.env_seeds.integers(2 ** 31 - 1, 1, self._mask(members))[:, 0].tolist()
+        return [int(s) if on else None for s, on in zip(drawn, members)]
 
-    def save_checkpoint(self) -> None:
+    def _mask(self, members: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(members, device=self.device)
+
+    # --- checkpoints ------------------------------------------------------------------------------
+    def save_checkpoint(self, k: int) -> None:
+        member = self.members[k]
         state = {
-            "learner": self.learner.state_dict(), "buffer": self.buffer.state_dict(),
-            "t_env": self.t_env, "episode": self.episode, "last_test_t": self.last_test_t,
-            "rows": self.rows, "metric_steps": self.metric_steps, "crashed_episodes": self.crashed_episodes,
-            "last_stats": {k: float(v) for k, v in self.last_stats.items()}, "wall_time_s": self.wall_time(), "rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(),
-            "python_rng": random.getstate(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            "seed": member.seed, "learner": self.learner.member_state(k), "buffer": self.buffer.member_state(k),
+            "streams": {"actions": self.action_streams.member_state(k), "env_seed": self.env_seeds.member_state(k)},
+            "t_env": int(self.t_env[k]), "episode": int(self.episode[k]), "last_test_t": int(self.last_test_t[k]),
+            "crashed_episodes": int(self.crashed_episodes[k]), "rows": member.rows,
+            "metric_steps": member.metric_steps, "wall_time_s": self.wall_time(k),
+            "last_stats": {name: float(v[k]) for name, v in self.last_stats.items()},
         }
-        self.run_dir.checkpoints.mkdir(exist_ok=True)
-        path = self.run_dir.checkpoints / f"step_{self.t_env}.pt"
+        run_dir = member.run_dir
+        run_dir.checkpoints.mkdir(exist_ok=True)
+        path = run_dir.checkpoints / f"step_{self.t_env[k]}.pt"
         tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
         tmp.replace(path)
-        self.last_checkpoint_t = self.t_env
-        for old in self._checkpoints()[: -self.cfg.checkpoints_kept]:
+        self.last_checkpoint_t[k] = self.t_env[k]
+        for old in run_dir.list_checkpoints()[: -self.cfg.checkpoints_kept]:
             old.unlink()
 
-    def load_checkpoint(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        self.learner.load_state_dict(state["learner"])
-        self.buffer.load_state_dict(state["buffer"])
-        for key in ("t_env", "episode", "last_test_t", "rows", "metric_steps", "crashed_episodes", "last_stats"):
-            setattr(self, key, state[key])
-        self.wall_before = state["wall_time_s"]
-        self.last_checkpoint_t = self.t_env
-        self.rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
-        if state["cuda_rng"] is not None:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+    def _load_newest_checkpoint(self, k: int) -> bool:
+        """Resume member k from its newest readable checkpoint; one that cannot be read is renamed
+        aside with a warning. False when there is none (the member starts over)."""
+        run_dir = self.members[k].run_dir
+        for path in reversed(run_dir.list_checkpoints()):
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=False)
+                self._load_checkpoint(k, state)
+            except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is set aside
+                aside = path.with_name(path.name + ".unreadable")
+                path.replace(aside)
+                print(f"warning: {path} cannot be read ({type(err).__name__}); renamed to {aside.name}",
+                      file=sys.stderr, flush=True)
+                continue
+            print(f"{run_dir.path}: resuming from {path.name} (t_env={self.t_env[k]})", flush=True)
+            return True
+        return False
 
-    def wall_time(self) -> float:
-        return self.wall_before + time.perf_counter() - self.started
-
-    def _next_seed(self) -> int | None:
-        """The seed of the next rollout's reset, drawn from the run's own generator."""
-        seed = int(self.rng.integers(2 ** 31 - 1))
-        return None if self.external else seed
+    def _load_checkpoint(self, k: int, state: dict) -> None:
+        member = self.members[k]
+        if state["seed"] != member.seed:
+            raise ValueError(f"checkpoint of seed {state['seed']}")
+        self.learner.load_member_state(k, state["learner"])
+        self.buffer.load_member_state(k, state["buffer"])
+        self.action_streams.load_member_state(k, state["streams"]["actions"])
+        self.env_seeds.load_member_state(k, state["streams"]["env_seed"])
+        for name in ("t_env", "episode", "last_test_t", "crashed_episodes"):
+            getattr(self, name)[k] = state[name]
+        self.last_checkpoint_t[k] = state["t_env"]
+        self.wall_before[k] = state["wall_time_s"]
+        member.rows, member.metric_steps = state["rows"], state["metric_steps"]
+        for name, value in state["last_stats"].items():
+            self.last_stats.setdefault(name, torch.full((self.n_members,), float("nan"), device=self.device))
+            self.last_stats[name][k] = value
 
     # --- evaluation -----------------------------------------------------------------------------
-    def _test_pass(self, uniform_z: bool):
-        """Greedy episodes: z from the z-policy (headline) or uniform (MAVEN's second pass)."""
-        returns, wins, lengths = [], [], []
-        n_rollouts = 1 if self.batched_tests else max(1, math.ceil(self.cfg.test_nepisode / self.cfg.batch_size_run))
+    def _test_pass(self, members: np.ndarray, uniform_z: bool):
+        """Greedy episodes for the testing members: z from the z-policy (headline) or uniform
+        (MAVEN's second pass) -> returns, wins, lengths: lists of [S, n] (only members' rows valid)."""
+        cfg = self.cfg
+        env = self.test_env
+        n_rollouts = 1 if self.batched_tests else max(1, math.ceil(cfg.test_nepisode / cfg.batch_size_run))
+        parts: list[list[np.ndarray]] = [[], [], [], []]  # returns, wins, lengths, kept: [S, n] each
+        mask = self._mask(members)
         for _ in range(n_rollouts):
-            _, stats = rollout(self.test_env, self.learner, self.cfg, self._next_seed(), 0.0, uniform_z)
-            kept = stats.kept
-            returns.append(stats.returns[kept])
-            wins.append(stats.won[kept])
-            lengths.append(stats.lengths[kept])
-            self.crashed_episodes += int(stats.crashed.sum())
-        return torch.cat(returns).cpu(), torch.cat(wins).cpu(), torch.cat(lengths).cpu()
+            _, stats = rollout(env, self.learner, cfg, self.action_streams, self._reset_seeds(members), None,
+                               mask, uniform_z)
+            for part, x in zip(parts, (stats.returns, stats.won, stats.lengths, stats.kept)):
+                part.append(x.cpu().numpy())
+        returns, wins, lengths, kept = (np.concatenate(part, 1) for part in parts)
+        self.crashed_episodes += np.where(members, (~kept).sum(1), 0)
+        return [[x[k][kept[k]] for k in range(self.n_members)] for x in (returns, wins, lengths)]
 
-    def evaluate(self) -> dict:
+    def evaluate(self, members: np.ndarray) -> None:
+        """Test every member in `members` ([S] bool) and log a row for each."""
         has_win = self.info.has_win
-        returns, wins, lengths = self._test_pass(uniform_z=False)
-        row = {"step": self.t_env, "episode": self.episode,
-               "return_mean": float(returns.mean()), "return_std": float(returns.std(unbiased=False)),
-               "win_rate": float(wins.float().mean()) if has_win else None,
-               "ep_length_mean": float(lengths.float().mean()), "wall_time_s": round(self.wall_time(), 2),
-               "epsilon": epsilon_at(self.t_env, self.cfg), "crashed_episodes": self.crashed_episodes}
-        for key in ("td_loss", "grad_norm", "mi_loss", "z_policy_entropy"):
-            if key in self.last_stats:
-                row[key] = float(self.last_stats[key])
-        entry = {"step_count": self.t_env, "return": returns.tolist()}
-        if has_win:
-            entry["win_rate"] = wins.float().tolist()
-        if self.cfg.algo == "maven" and self.cfg.test_uniform_z:
-            u_returns, u_wins, _ = self._test_pass(uniform_z=True)
-            row["return_mean_uniform_z"] = float(u_returns.mean())
-            row["win_rate_uniform_z"] = float(u_wins.float().mean()) if has_win else None
-            entry["return_uniform_z"] = u_returns.tolist()
+        returns, wins, lengths = self._test_pass(members, uniform_z=False)
+        latent = self.learner.has_latent and self.cfg.test_uniform_z
+        if latent:
+            u_returns, u_wins, _ = self._test_pass(members, uniform_z=True)
+        epsilon = epsilon_at(self.t_env, self.cfg)
+        stats = {name: value.cpu().numpy() for name, value in self.last_stats.items()}
+        for k in np.flatnonzero(members):
+            member = self.members[k]
+            r = returns[k]
+            row = {"step": int(self.t_env[k]), "episode": int(self.episode[k]),
+                   "return_mean": float(r.mean()), "return_std": float(r.std()),
+                   "win_rate": float(wins[k].mean()) if has_win else None,
+                   "ep_length_mean": float(lengths[k].mean()), "wall_time_s": round(self.wall_time(k), 2),
+                   "epsilon": float(epsilon[k]), "crashed_episodes": int(self.crashed_episodes[k])}
+            for name in LOGGED_STATS:
+                if name in stats:
+                    row[name] = float(stats[name][k])
+            entry = {"step_count": int(self.t_env[k]), "return": r.tolist()}
             if has_win:
-                entry["win_rate_uniform_z"] = u_wins.float().tolist()
-        self.rows.append(row)
-        self.metric_steps.append(entry)
-        self.last_test_t = self.t_env
-        self._write_logs()
-        return row
+                entry["win_rate"] = wins[k].astype(float).tolist()
+            if latent:
+                row["return_mean_uniform_z"] = float(u_returns[k].mean())
+                row["win_rate_uniform_z"] = float(u_wins[k].mean()) if has_win else None
+                entry["return_uniform_z"] = u_returns[k].tolist()
+                if has_win:
+                    entry["win_rate_uniform_z"] = u_wins[k].astype(float).tolist()
+            member.rows.append(row)
+            member.metric_steps.append(entry)
+            self._write_logs(k)
+        self.last_test_t = np.where(members, self.t_env, self.last_test_t)
+        self._report(members)
 
     def _columns(self) -> list[str]:
-        base = EVAL_COLUMNS + (MAVEN_COLUMNS if self.cfg.algo == "maven" else [])
-        return base + LOSS_COLUMNS
+        return EVAL_COLUMNS + (LATENT_COLUMNS if self.learner.has_latent else []) + LOSS_COLUMNS
 
-    def _write_logs(self) -> None:
-        cfg = self.cfg
-        self.run_dir.write_eval(self.rows, self._columns())
-        self.run_dir.write_metrics(cfg.env, cfg.map, cfg.algo, cfg.seed, self.metric_steps)
+    def _write_logs(self, k: int) -> None:
+        cfg, member = self.cfg, self.members[k]
+        member.run_dir.write_eval(member.rows, self._columns())
+        member.run_dir.write_metrics(cfg.env, cfg.map, cfg.algo, member.seed, member.metric_steps)
 
     # --- the loop -------------------------------------------------------------------------------
-    def run(self) -> dict | None:
-        """Train to t_max (resuming when a checkpoint exists); returns the summary, or None if the
-        run had already finished (nothing is re-run or overwritten)."""
+    def run(self) -> list[dict | None] | dict | None:
+        """Train every member to t_max (each resuming from its own checkpoint when it has one).
+        Returns the summaries in member order (None for a member that had already finished: it
+        is not re-run or touched); a single run returns its summary alone."""
+        pending = self._claim()
+        results: dict[int, dict] = {}
+        if pending:
+            results = self._train(pending)
+        by_seed = [results.get(c.seed) for c in self.cfgs]
+        return by_seed[0] if len(self.cfgs) == 1 else by_seed
+
+    def _train(self, pending) -> dict[int, dict]:
         cfg = self.cfg
-        resolved = cfg.to_dict()
-        status = self.run_dir.claim(resolved)
-        if status == "finished":
-            print(f"{self.run_dir.path}: finished already (summary.json exists); nothing to do")
-            return None
-        self._build()
+        self._build(pending)
         self.started = time.perf_counter()
-        checkpoint = self._checkpoint_path() if status == "resume" else None
-        if checkpoint is not None:
-            self.load_checkpoint(checkpoint)
-            self._write_logs()  # drop rows logged after the checkpoint
-            print(f"{self.run_dir.path}: resuming from {checkpoint.name} (t_env={self.t_env})", flush=True)
-        else:
-            self.run_dir.write_config(resolved, str(self.device), self.env.metadata())
+        for k, (member_cfg, run_dir, status) in enumerate(pending):
+            resumed = status == "resume" and self._load_newest_checkpoint(k)
+            if resumed:
+                self._write_logs(k)  # drop rows logged after the checkpoint
+            else:
+                if status == "resume":
+                    print(f"{run_dir.path}: no readable checkpoint; starting over", flush=True)
+                run_dir.write_config(self._recorded(member_cfg), str(self.device), self.env.metadata(),
+                                     self._population_record())
+        summaries: dict[int, dict] = {}
+        running = self.t_env <= cfg.t_max
+        self._finish(~running, summaries)
         bar = self._progress_bar()
         try:
-            while self.t_env <= cfg.t_max:
-                self._train_iteration()
-                if (self.t_env - self.last_test_t) / cfg.test_interval >= 1.0:
-                    row = self.evaluate()
-                    self._report(bar, row)
-                self.episode += cfg.batch_size_run
-                if self.t_env - self.last_checkpoint_t >= cfg.checkpoint_interval:
-                    self.save_checkpoint()
+            while running.any():
+                self._train_iteration(running)
+                due = running & (self.t_env - self.last_test_t >= cfg.test_interval)
+                if due.any():
+                    self.evaluate(due)
+                self.episode += np.where(running, cfg.batch_size_run, 0)
+                for k in np.flatnonzero(running & (self.t_env - self.last_checkpoint_t >= cfg.checkpoint_interval)):
+                    self.save_checkpoint(k)
+                ending = running & (self.t_env > cfg.t_max)
+                if ending.any():
+                    self._finish(ending, summaries)
+                    running = running & ~ending
                 if bar is not None:
-                    bar.n = min(self.t_env, cfg.t_max)
+                    bar.n = int(np.minimum(self.t_env, cfg.t_max).min())
                     bar.refresh()
-            if self.last_test_t != self.t_env:
-                self._report(bar, self.evaluate())
-            summary = self._summary()
         finally:
             if bar is not None:
                 bar.close()
             self.env.close()
             if self.test_env is not self.env:
                 self.test_env.close()
-        self.run_dir.write_summary(summary)
-        self._prune_checkpoints()
-        return summary
+        return summaries
 
-    def _train_iteration(self) -> None:
+    def _finish(self, ending: np.ndarray, summaries: dict) -> None:
+        """Members past t_max: a last evaluation if the newest one is older, then the summary."""
+        if not ending.any():
+            return
+        stale = ending & (self.last_test_t != self.t_env)
+        if stale.any():
+            self.evaluate(stale)
+        for k in np.flatnonzero(ending):
+            summary = self._summary(k)
+            self.members[k].run_dir.write_summary(summary)
+            self._prune_checkpoints(k)
+            summaries[self.members[k].seed] = summary
+
+    def _train_iteration(self, running: np.ndarray) -> None:
         cfg = self.cfg
-        epsilon = epsilon_at(self.t_env, cfg)
-        batch, stats = rollout(self.env, self.learner, cfg, self._next_seed(), epsilon)
-        self.t_env += int(stats.lengths.sum())
-        self.crashed_episodes += int(stats.crashed.sum())
-        kept = stats.kept
-        if bool(kept.any()):
-            self.last_stats.update(self.learner.after_rollout(stats.s0[kept], stats.z[kept], stats.returns[kept]))
-        self.buffer.insert(batch)
-        if self.buffer.can_sample(cfg.batch_size):
-            sample = self.buffer.sample(cfg.batch_size)
-            self.last_stats.update(self.learner.update(sample, self.episode))
+        mask = self._mask(running)
+        epsilon = torch.as_tensor(epsilon_at(self.t_env, cfg), dtype=torch.float32, device=self.device)
+        batch, stats = rollout(self.env, self.learner, cfg, self.action_streams, self._reset_seeds(running),
+                               epsilon, mask)
+        lengths = stats.lengths.sum(1).cpu().numpy()
+        crashed = stats.crashed.sum(1).cpu().numpy()
+        self.t_env += np.where(running, lengths, 0)
+        self.crashed_episodes += np.where(running, crashed, 0)
+        kept = stats.kept & mask.unsqueeze(1)  # [S, B]
+        has_kept = kept.any(1)
+        self._merge_stats(self.learner.after_rollout(stats.s0, stats.z, stats.returns, kept, has_kept), has_kept)
+        self.buffer.insert(batch, kept)
+        learning = self.buffer.can_sample(cfg.batch_size) & mask
+        if bool(learning.any()):
+            sample = self.buffer.sample(cfg.batch_size, learning)
+            episodes = torch.as_tensor(self.episode)
+            self._merge_stats(self.learner.update(sample, episodes, learning), learning)
 
-    def _summary(self) -> dict:
+    def _merge_stats(self, stats: dict, members: torch.Tensor) -> None:
+        for name, value in stats.items():
+            value = torch.as_tensor(value, device=self.device).detach().float()
+            old = self.last_stats.get(name, torch.full_like(value, float("nan")))
+            self.last_stats[name] = torch.where(members.to(self.device), value, old)
+
+    def _population_record(self) -> dict:
+        return {"seeds": [m.seed for m in self.members], "size": self.n_members, "threads": self.threads}
+
+    def _summary(self, k: int) -> dict:
+        member, cfg = self.members[k], self.cfg
+
         def score(row):
             return {"return_mean": row["return_mean"], "win_rate": row["win_rate"], "step": row["step"]}
 
         key = "win_rate" if self.info.has_win else "return_mean"
-        best = max(self.rows, key=lambda r: r[key])
-        wall = self.wall_time()
+        best = max(member.rows, key=lambda r: r[key])
+        wall = self.wall_time(k)
         summary = {
-            "status": "finished", "env": self.cfg.env, "map": self.cfg.map, "algo": self.cfg.algo,
-            "preset": self.cfg.preset, "seed": self.cfg.seed, "env_steps": self.t_env,
-            "episodes": self.episode, "wall_time_s": round(wall, 2),
-            "env_steps_per_s": round(self.t_env / max(wall, 1e-9), 1),
-            "final": score(self.rows[-1]), "best": score(best), "crashed_episodes": self.crashed_episodes,
-            "device": str(self.device),
+            "status": "finished", "env": cfg.env, "map": cfg.map, "algo": cfg.algo,
+            "preset": cfg.preset, "seed": member.seed, "env_steps": int(self.t_env[k]),
+            "episodes": int(self.episode[k]), "updates": int(self.learner.updates[k]),
+            "wall_time_s": round(wall, 2), "env_steps_per_s": round(self.t_env[k] / max(wall, 1e-9), 1),
+            "final": score(member.rows[-1]), "best": score(best), "crashed_episodes": int(self.crashed_episodes[k]),
+            "device": str(self.device), "population": self._population_record(),
         }
-        if self.cfg.algo == "maven":
-            summary["final"]["return_mean_uniform_z"] = self.rows[-1].get("return_mean_uniform_z")
-            summary["final"]["win_rate_uniform_z"] = self.rows[-1].get("win_rate_uniform_z")
+        if self.learner.has_latent:
+            summary["final"]["return_mean_uniform_z"] = member.rows[-1].get("return_mean_uniform_z")
+            summary["final"]["win_rate_uniform_z"] = member.rows[-1].get("win_rate_uniform_z")
         return summary
 
-    def _prune_checkpoints(self) -> None:
+    def _prune_checkpoints(self, k: int) -> None:
         """A finished run keeps only its final networks (no replay): small, and enough to re-evaluate."""
-        if self.run_dir.checkpoints.exists():
-            for old in self._checkpoints():
-                old.unlink()
-        self.run_dir.checkpoints.mkdir(exist_ok=True)
-        torch.save(self.learner.state_dict(), self.run_dir.checkpoints / "final.pt")
+        run_dir = self.members[k].run_dir
+        for old in run_dir.list_checkpoints():
+            old.unlink()
+        run_dir.checkpoints.mkdir(exist_ok=True)
+        torch.save(self.learner.member_state(k), run_dir.checkpoints / "final.pt")
 
     # --- progress -------------------------------------------------------------------------------
+    def _label(self) -> str:
+        seeds = [m.seed for m in self.members]
+        who = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds {seeds[0]}..{seeds[-1]}"
+        return f"{self.cfg.algo} {self.cfg.env}/{self.cfg.map} {who}"
+
     def _progress_bar(self):
         if not self.progress:
             return None
         from tqdm import tqdm
 
-        return tqdm(total=self.cfg.t_max, initial=min(self.t_env, self.cfg.t_max), unit="step",
-                    unit_scale=True, dynamic_ncols=True, desc=f"{self.cfg.algo} {self.cfg.map} s{self.cfg.seed}")
+        return tqdm(total=self.cfg.t_max, initial=int(min(self.t_env.min(), self.cfg.t_max)), unit="step",
+                    unit_scale=True, dynamic_ncols=True, desc=self._label())
 
-    def _report(self, bar, row: dict) -> None:
-        score = (f"win {100 * row['win_rate']:.1f}%" if row["win_rate"] is not None
-                 else f"return {row['return_mean']:.2f}")
-        speed = row["step"] / max(row["wall_time_s"], 1e-9)
-        if bar is not None:
-            bar.set_postfix_str(f"{score} {speed:.0f} steps/s")
+    def _report(self, members: np.ndarray) -> None:
+        """One line per evaluation event: the tested members' scores (median over them)."""
+        if self.progress:
             return
-        extra = f" z-entropy {row['z_policy_entropy']:.3f}" if "z_policy_entropy" in row else ""
-        print(f"[{self.cfg.algo} {self.cfg.env}/{self.cfg.map} seed {self.cfg.seed}] step {row['step']} "
-              f"{score} ({speed:.0f} env steps/s, {row['wall_time_s']:.0f} s){extra}", flush=True)
+        rows = [self.members[k].rows[-1] for k in np.flatnonzero(members)]
+        if self.info.has_win:
+            scores = [100 * r["win_rate"] for r in rows]
+            score = f"win {np.median(scores):.1f}%"
+        else:
+            score = f"return {np.median([r['return_mean'] for r in rows]):.2f}"
+        steps = int(np.median([r["step"] for r in rows]))
+        wall = max(rows[0]["wall_time_s"], 1e-9)
+        speed = float(self.t_env.sum()) / max(time.perf_counter() - self.started, 1e-9)
+        who = f" ({len(rows)} of {self.n_members} members, median)" if self.n_members > 1 else ""
+        extra = ""
+        if "z_policy_entropy" in rows[0]:
+            extra = f" z-entropy {np.median([r['z_policy_entropy'] for r in rows]):.3f}"
+        print(f"[{self._label()}] step {steps} {score}{who} ({speed:.0f} env steps/s in all, {wall:.0f} s){extra}",
+              flush=True)

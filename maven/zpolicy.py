@@ -1,95 +1,219 @@
-"""MAVEN's latent (z) policies: z is drawn once per episode from the initial state s0.
+"""MAVEN's latent (z) policies for a population: z is drawn once per episode from the initial state s0.
 
 - `UniformZ`: z ~ Uniform{0..K-1}, no learning (the original's default).
 - `ReinforceZ`: the paper's hierarchical policy pi(z | s0) (the original's EZ_agent), an MLP
-  S -> 128 -> K trained by REINFORCE on the episode return with Adam. Written in NumPy: the matrix
-  protocol takes 100 small Adam steps after every episode, where torch's per-op overhead
-  dominates (see benchmarks/bench_learner.py).
-- `ReturnsBandit`: regresses the return of each z and samples from a softmax of the predictions.
+  Sd -> 128 -> K trained by REINFORCE on the episode return with Adam.
+- `ReturnsBandit`: regresses the return of each z (MLP 256-256, RMSprop) and samples from a
+  softmax of the predictions.
 
-All keep their randomness in their own numpy Generator so a checkpoint can restore it.
+Every class holds the S members of a population stacked on a leading axis and steps them together:
+the matrix protocol takes 100 small optimiser steps after every episode, which per member and in
+Python was the suite's biggest cost. Member k computes what a population of one with seed k
+computes: its initial weights come from its seed alone, its randomness from its own streams
+(`maven.streams`: "z_sample" for sampling z, "z_minibatch" for the update's minibatches), its
+episodes go to its own FIFO, and the members' weights only meet in batched matrix products.
+A member that is masked out, or keeps no episode in an update, does not change at all.
+
+Precision: parameters, optimiser state, FIFO and math are float32 (`DTYPE`; s0 and returns are
+cast to it), as in the original, whose EZ_agent is a torch nn.Module in torch's default float32.
+It also halves the bytes of the ReinforceZ update (bandit_iters Adam steps per episode), MAVEN
+training's largest cost on CPU: about 1.6x faster than float64 per update with 16 or more members,
+1.2x for one (per-op overhead). Changing `DTYPE` is the one line to switch.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import itertools
+import math
+
 import torch
-from torch import nn
+
+from maven.streams import Streams
+
+DTYPE = torch.float32  # the z-policies' parameters, optimiser state and math (see above)
 
 
-class FIFO:
-    """The last `capacity` (s0, z, return) triples."""
+class MemberFIFOs:
+    """Each member's last `capacity` (s0, z, return) triples: [S, capacity, ...], with per-member
+    size and next slot."""
 
-    def __init__(self, capacity: int, state_dim: int):
-        self.s0 = np.zeros((capacity, state_dim), np.float64)
-        self.z = np.zeros(capacity, np.int64)
-        self.ret = np.zeros(capacity, np.float64)
-        self.size, self.next = 0, 0
+    def __init__(self, n_members: int, capacity: int, state_dim: int, device: torch.device):
+        self.capacity = capacity
+        self.s0 = torch.zeros(n_members, capacity, state_dim, dtype=DTYPE, device=device)
+        self.z = torch.zeros(n_members, capacity, dtype=torch.int64, device=device)
+        self.ret = torch.zeros(n_members, capacity, dtype=DTYPE, device=device)
+        self.size = torch.zeros(n_members, dtype=torch.int64, device=device)
+        self.next = torch.zeros(n_members, dtype=torch.int64, device=device)
 
-    def add(self, s0: np.ndarray, z: np.ndarray, ret: np.ndarray) -> None:
-        for i in range(len(z)):
-            self.s0[self.next], self.z[self.next], self.ret[self.next] = s0[i], z[i], ret[i]
-            self.next = (self.next + 1) % len(self.z)
-            self.size = min(self.size + 1, len(self.z))
+    def add(self, s0: torch.Tensor, z: torch.Tensor, ret: torch.Tensor, kept: torch.Tensor) -> None:
+        """Append each member's kept episodes ([S, B] mask) in episode order, as one at a time would."""
+        rank = kept.cumsum(1) - 1  # [S, B]: the episode's place among its member's kept ones
+        count = kept.sum(1)  # [S]
+        # more than capacity: only the last ones, so that no slot is written twice (no defined order)
+        kept = kept & (rank >= (count - self.capacity).unsqueeze(1))
+        members, episodes = kept.nonzero(as_tuple=True)
+        slots = (self.next[members] + rank[members, episodes]) % self.capacity
+        self.s0[members, slots] = s0[members, episodes]
+        self.z[members, slots] = z[members, episodes]
+        self.ret[members, slots] = ret[members, episodes]
+        self.next = (self.next + count) % self.capacity
+        self.size = (self.size + count).clamp_max(self.capacity)
 
-    def state_dict(self) -> dict:
-        return {k: getattr(self, k).copy() if isinstance(getattr(self, k), np.ndarray) else getattr(self, k)
-                for k in ("s0", "z", "ret", "size", "next")}
+    def gather(self, members: torch.Tensor, slots: torch.Tensor):
+        """members [A], slots [A, n] -> s0 [A, n, Sd], z [A, n], ret [A, n]."""
+        rows = members.unsqueeze(1)
+        return self.s0[rows, slots], self.z[rows, slots], self.ret[rows, slots]
 
-    def load_state_dict(self, state: dict) -> None:
-        for k, v in state.items():
-            setattr(self, k, v.copy() if isinstance(v, np.ndarray) else v)
+    def member_state(self, k: int) -> dict:
+        return {"s0": self.s0[k].cpu().clone(), "z": self.z[k].cpu().clone(), "ret": self.ret[k].cpu().clone(),
+                "size": int(self.size[k]), "next": int(self.next[k])}
+
+    def load_member_state(self, k: int, state: dict) -> None:
+        for name in ("s0", "z", "ret"):
+            getattr(self, name)[k] = state[name]
+        self.size[k], self.next[k] = state["size"], state["next"]
 
 
-def _uniform_sample(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
-    return rng.integers(k, size=n)
+class StackedMLP:
+    """One ReLU MLP per member, all weights in one [S, P] DTYPE tensor. Layer l is one block
+    [in_l + 1, out_l]: its weight stored [in, out] (a layer is x @ w, batched over the members) with
+    the bias as the last row, so x with a ones column times the block is the layer's output."""
 
+    def __init__(self, sizes: list[int]):
+        self.blocks = [(n_in + 1, n_out) for n_in, n_out in itertools.pairwise(sizes)]
+        self.offsets = [0, *itertools.accumulate(rows * cols for rows, cols in self.blocks)]
 
-def _categorical_sample(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
-    u = rng.random(len(probs))[:, None]
-    return np.minimum((probs.cumsum(1) < u).sum(1), probs.shape[1] - 1)
+    @property
+    def n_params(self) -> int:
+        return self.offsets[-1]
+
+    def init(self, seeds: list[int], device: torch.device) -> torch.Tensor:
+        """torch.nn.Linear's default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and
+        bias, drawn per member from a generator seeded with seed + 1 -> [S, P]."""
+        rows = []
+        for seed in seeds:
+            gen = torch.Generator().manual_seed(seed + 1)
+            for n_rows, n_cols in self.blocks:
+                bound = 1 / math.sqrt(n_rows - 1)
+                rows.append(torch.empty(n_rows * n_cols, dtype=DTYPE).uniform_(-bound, bound, generator=gen))
+        return torch.cat(rows).view(len(seeds), self.n_params).to(device)
+
+    def layers(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """[A, P] -> each layer's [A, in + 1, out] block (views sharing flat's memory)."""
+        return [flat[:, start:stop].view(len(flat), *block)
+                for block, start, stop in zip(self.blocks, self.offsets[:-1], self.offsets[1:])]
+
+    def forward(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """x [A, B, in] -> [A, B, out]."""
+        for depth, layer in enumerate(self.layers(flat)):
+            if depth:
+                x = x.relu()
+            x = torch.baddbmm(layer[:, -1:], x, layer[:, :-1])
+        return x
 
 
 class UniformZ:
     learns = False
 
-    def __init__(self, cfg, state_dim: int, seed: int):
-        self.k = cfg.noise_dim
-        self.rng = np.random.default_rng(seed)
+    def __init__(self, cfg, state_dim: int, seeds: list[int], device):
+        self.cfg, self.k, self.device = cfg, cfg.noise_dim, torch.device(device)
+        self.n_members = len(seeds)
+        self.sample_streams = Streams(seeds, "z_sample", self.device)
 
-    def sample(self, s0: np.ndarray, uniform: bool) -> np.ndarray:
-        return _uniform_sample(self.rng, len(s0), self.k)
+    def sample(self, s0: torch.Tensor, uniform: bool, members: torch.Tensor) -> torch.Tensor:
+        """s0 [S, B, Sd] -> z [S, B]; rows of members not in `members` ([S] bool) hold any value."""
+        return self.sample_streams.integers(self.k, s0.shape[1], members.to(self.device))
 
-    def update(self, s0, z, returns) -> dict:
+    def update(self, s0, z, returns, kept, members) -> dict[str, torch.Tensor]:
         return {}
 
-    def entropy(self, s0: np.ndarray) -> float:
-        return float(np.log(self.k))
+    def entropy(self, s0: torch.Tensor) -> torch.Tensor:
+        return torch.full((self.n_members,), math.log(self.k), dtype=DTYPE, device=self.device)
 
-    def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state}
+    def member_state(self, k: int) -> dict:
+        return {"sample_stream": self.sample_streams.member_state(k)}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.rng.bit_generator.state = state["rng"]
+    def load_member_state(self, k: int, state: dict) -> None:
+        self.sample_streams.load_member_state(k, state["sample_stream"])
 
 
 class LearnedZ(UniformZ):
-    """A z-policy with probabilities pi(z | s0): training episodes sample from it; the uniform
-    test pass (MAVEN's `test_uni_`) ignores it."""
+    """A z-policy with probabilities pi(z | s0), trained after each batch of training episodes on
+    minibatches drawn with replacement from each member's FIFO. Training episodes sample from pi;
+    the uniform test pass (MAVEN's `test_uni_`) ignores it.
+
+    Subclasses define the network (`mlp`), the optimiser state (`optimiser_state`, [S, ...] each),
+    `probs`, and `_train`, which takes all bandit_iters steps for the members that learn this time."""
 
     learns = True
+    stat_name: str
 
-    def probs(self, s0: np.ndarray) -> np.ndarray:
+    def __init__(self, cfg, state_dim: int, seeds: list[int], device, mlp: StackedMLP):
+        super().__init__(cfg, state_dim, seeds, device)
+        self.mlp = mlp
+        self.params = mlp.init(seeds, self.device)  # [S, P]
+        self.optimiser_state: dict[str, torch.Tensor] = {}
+        self.fifo = MemberFIFOs(len(seeds), cfg.bandit_buffer, state_dim, self.device)
+        self.minibatch_streams = Streams(seeds, "z_minibatch", self.device)
+
+    def probs(self, s0: torch.Tensor) -> torch.Tensor:
+        """s0 [S, B, Sd] (DTYPE) -> pi(. | s0) [S, B, K]."""
         raise NotImplementedError
 
-    def sample(self, s0: np.ndarray, uniform: bool) -> np.ndarray:
+    def sample(self, s0: torch.Tensor, uniform: bool, members: torch.Tensor) -> torch.Tensor:
         if uniform:
-            return _uniform_sample(self.rng, len(s0), self.k)
-        return _categorical_sample(self.rng, self.probs(s0))
+            return super().sample(s0, uniform, members)
+        probs = self.probs(s0.to(self.device, DTYPE))  # [S, B, K]
+        u = self.sample_streams.uniform(s0.shape[1], members.to(self.device))  # [S, B]
+        return (probs.cumsum(-1) < u.unsqueeze(-1)).sum(-1).clamp_max(self.k - 1)
 
-    def entropy(self, s0: np.ndarray) -> float:
-        p = self.probs(s0)
-        return float(-(p * np.log(p + 1e-12)).sum(1).mean())
+    def entropy(self, s0: torch.Tensor) -> torch.Tensor:
+        p = self.probs(s0.to(self.device, DTYPE))
+        return -(p * torch.log(p + 1e-12)).sum(-1).mean(-1)
+
+    def update(self, s0, z, returns, kept, members) -> dict[str, torch.Tensor]:
+        """Store each member's kept episodes, then bandit_iters optimiser steps for the members that
+        kept any. Returns {stat_name: [S]}, NaN for members that did not learn."""
+        cfg, device = self.cfg, self.device
+        kept = kept.to(device) & members.to(device).unsqueeze(1)  # [S, B]
+        self.fifo.add(s0.to(device, DTYPE), z.to(device, torch.int64), returns.to(device, DTYPE), kept)
+        learning = kept.any(1)  # [S]
+        stat = torch.full((self.n_members,), math.nan, dtype=DTYPE, device=device)
+        idx = learning.nonzero().squeeze(1)  # [A]
+        if len(idx) == 0:
+            return {self.stat_name: stat}
+        n, A = cfg.bandit_iters * cfg.bandit_batch, len(idx)
+        slots = self.minibatch_streams.integers(self.fifo.size.clamp_min(1), n, learning)[idx]  # [A, n]
+        s0_mb, z_mb, ret_mb = self.fifo.gather(idx, slots)
+        # one minibatch per step, step-major so each is contiguous: [iters, A, batch, ...]
+        s0_mb = s0_mb.view(A, cfg.bandit_iters, cfg.bandit_batch, -1).transpose(0, 1).contiguous()
+        z_mb = z_mb.view(A, cfg.bandit_iters, cfg.bandit_batch).transpose(0, 1).contiguous()
+        ret_mb = ret_mb.view(A, cfg.bandit_iters, cfg.bandit_batch).transpose(0, 1).contiguous()
+        params = self.params[idx]  # [A, P], copies: written back below
+        state = {name: value[idx] for name, value in self.optimiser_state.items()}
+        stat[idx] = self._train(params, state, s0_mb, z_mb, ret_mb)
+        self.params[idx] = params
+        for name, value in state.items():
+            self.optimiser_state[name][idx] = value
+        return {self.stat_name: stat}
+
+    def _train(self, params, state, s0_mb, z_mb, ret_mb) -> torch.Tensor:
+        """bandit_iters steps in place on params [A, P] and state; minibatches [iters, A, batch, ...];
+        returns the statistic [A]."""
+        raise NotImplementedError
+
+    def member_state(self, k: int) -> dict:
+        return {**super().member_state(k), "params": self.params[k].cpu().clone(),
+                "optimiser": {name: value[k].cpu().clone() for name, value in self.optimiser_state.items()},
+                "fifo": self.fifo.member_state(k), "minibatch_stream": self.minibatch_streams.member_state(k)}
+
+    def load_member_state(self, k: int, state: dict) -> None:
+        super().load_member_state(k, state)
+        self.params[k] = state["params"]
+        for name, value in state["optimiser"].items():
+            self.optimiser_state[name][k] = value
+        self.fifo.load_member_state(k, state["fifo"])
+        self.minibatch_streams.load_member_state(k, state["minibatch_stream"])
 
 
 class ReinforceZ(LearnedZ):
@@ -98,156 +222,117 @@ class ReinforceZ(LearnedZ):
     Loss on a minibatch of b triples drawn with replacement from the FIFO (sums, no baseline):
       as_coded:     -Σ log pi(z_k|s0_k) R_k + c Σ log pi(z_k|s0_k)   (quirk Q4: a return shift)
       true_entropy: -Σ log pi(z_k|s0_k) R_k - c Σ H(pi(.|s0_k))
+    Gradients by hand (a few batched products; checked against autograd in the tests) and
+    torch.optim.Adam's update (default betas and eps, its CPU formula and rounding) per member.
     """
 
     hidden = 128
     betas, adam_eps = (0.9, 0.999), 1e-8
+    stat_name = "z_policy_entropy"
 
-    def __init__(self, cfg, state_dim: int, seed: int):
-        super().__init__(cfg, state_dim, seed)
-        self.cfg = cfg
-        init_rng = np.random.default_rng(seed + 1)
+    def __init__(self, cfg, state_dim: int, seeds: list[int], device):
+        super().__init__(cfg, state_dim, seeds, device, StackedMLP([state_dim, self.hidden, cfg.noise_dim]))
+        self.optimiser_state = {"adam_m": torch.zeros_like(self.params), "adam_v": torch.zeros_like(self.params),
+                                "steps": torch.zeros(len(seeds), dtype=torch.int64, device=self.device)}
 
-        def linear(fan_in, fan_out):  # torch.nn.Linear's default initialisation
-            bound = 1 / np.sqrt(fan_in)
-            return (init_rng.uniform(-bound, bound, (fan_in, fan_out)), init_rng.uniform(-bound, bound, fan_out))
+    def probs(self, s0: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.mlp.forward(self.params, s0), -1)
 
-        w1, b1 = linear(state_dim, self.hidden)
-        w2, b2 = linear(self.hidden, self.k)
-        # one flat vector with named views, so each Adam step is a few array operations
-        shapes = {"w1": w1.shape, "b1": b1.shape, "w2": w2.shape, "b2": b2.shape}
-        sizes = [int(np.prod(v)) for v in shapes.values()]
-        self.flat = np.concatenate([w1.ravel(), b1, w2.ravel(), b2])
-        self.flat_grad = np.zeros_like(self.flat)
-        offsets = np.cumsum([0, *sizes])
-        self.params, self.grad_views = {}, {}
-        for (name, shape), start, stop in zip(shapes.items(), offsets[:-1], offsets[1:]):
-            self.params[name] = self.flat[start:stop].reshape(shape)
-            self.grad_views[name] = self.flat_grad[start:stop].reshape(shape)
-        self.m = np.zeros_like(self.flat)
-        self.v = np.zeros_like(self.flat)
-        self.steps = 0
-        self.fifo = FIFO(cfg.bandit_buffer, state_dim)
-
-    def probs(self, s0: np.ndarray) -> np.ndarray:
-        p = self.params
-        logits = np.maximum(s0 @ p["w1"] + p["b1"], 0) @ p["w2"] + p["b2"]
-        logits -= logits.max(1, keepdims=True)
-        e = np.exp(logits)
-        return e / e.sum(1, keepdims=True)
-
-    def loss_and_grads(self, s0: np.ndarray, z: np.ndarray, ret: np.ndarray):
-        """The minibatch loss and its gradients by hand (checked against autograd in the tests)."""
-        p = self.params
-        pre = s0 @ p["w1"] + p["b1"]  # [b, 128]
-        h = np.maximum(pre, 0)
-        logits = h @ p["w2"] + p["b2"]  # [b, K]
-        logits = logits - logits.max(1, keepdims=True)
-        log_probs = logits - np.log(np.exp(logits).sum(1, keepdims=True))
-        probs = np.exp(log_probs)
-        rows = np.arange(len(z))
-        onehot = np.zeros_like(probs)
-        onehot[rows, z] = 1.0
+    def _gradients(self, layers, x, onehot, ret, grads, h):
+        """d loss / d params into grads (the gradient's layer views, as `layers` are the parameters')
+        for one minibatch: x [A, b, Sd + 1] (s0 with a ones column), onehot(z) [A, b, K], ret [A, b];
+        h [A, b, H + 1] is a buffer whose last column is ones. Returns pi's probs and log-probs [A, b, K]."""
+        (layer1, layer2), (grad1, grad2), hidden = layers, grads, h[..., :-1]
+        pre = torch.bmm(x, layer1)  # [A, b, H]
+        torch.clamp_min(pre, 0, out=hidden)
+        logits = torch.bmm(h, layer2)  # [A, b, K]
+        log_probs = logits - logits.logsumexp(-1, keepdim=True)  # log_softmax, which is slow for small K
+        probs = log_probs.exp()
         c = self.cfg.entropy_scaling
         if self.cfg.ez_entropy == "as_coded":
-            weight = ret - c
-            loss = -(log_probs[rows, z] * weight).sum()
-            d_logits = -weight[:, None] * (onehot - probs)
+            d_logits = (probs - onehot).mul_((ret - c).unsqueeze(-1))
         else:
-            ent = -(probs * log_probs).sum(1)
-            loss = -(log_probs[rows, z] * ret).sum() - c * ent.sum()
-            d_logits = -ret[:, None] * (onehot - probs) + c * probs * (log_probs + ent[:, None])
-        d_h = (d_logits @ p["w2"].T) * (pre > 0)
-        grads = {"w2": h.T @ d_logits, "b2": d_logits.sum(0), "w1": s0.T @ d_h, "b1": d_h.sum(0)}
-        return loss, grads, float(-(probs * log_probs).sum(1).mean())
+            entropy = -(probs * log_probs).sum(-1, keepdim=True)
+            d_logits = (probs - onehot).mul_(ret.unsqueeze(-1)).add_(c * probs * (log_probs + entropy))
+        torch.bmm(h.transpose(1, 2), d_logits, out=grad2)  # the ones column gives the bias row
+        d_hidden = torch.bmm(d_logits, layer2[:, :-1].transpose(1, 2))  # [A, b, H]
+        d_pre = torch.ops.aten.threshold_backward(d_hidden, pre, 0)  # relu's backward: 0 where pre <= 0
+        torch.bmm(x.transpose(1, 2), d_pre, out=grad1)
+        return probs, log_probs
 
-    def _adam_step(self, grads) -> None:
-        """torch.optim.Adam's update (default betas and eps) on the flat parameter vector."""
-        for name, g in grads.items():
-            self.grad_views[name][...] = g
-        g = self.flat_grad
-        self.steps += 1
+    def _bias_corrections(self, steps: torch.Tensor):
+        """Adam's -lr / (1 - b1^t) and sqrt(1 - b2^t) for the next bandit_iters steps of each member
+        (steps [A]) -> [iters, A, 1] each, computed in Python floats and rounded to DTYPE, as
+        torch.optim.Adam's Python-scalar arguments are."""
         b1, b2 = self.betas
-        bc1, bc2 = 1 - b1 ** self.steps, 1 - b2 ** self.steps
-        self.m *= b1
-        self.m += (1 - b1) * g
-        self.v *= b2
-        self.v += (1 - b2) * g * g
-        self.flat -= (self.cfg.lr / bc1) * self.m / (np.sqrt(self.v) / np.sqrt(bc2) + self.adam_eps)
+        iters, lr = self.cfg.bandit_iters, self.cfg.lr
+        starts, which = torch.unique(steps, return_inverse=True)  # members usually share one count
+        table = torch.tensor([[(-lr / (1 - b1 ** t), (1 - b2 ** t) ** 0.5) for t in range(s + 1, s + iters + 1)]
+                              for s in starts.tolist()], dtype=DTYPE, device=self.device)  # [U, iters, 2]
+        per_member = table[which].permute(2, 1, 0).unsqueeze(-1)  # [2, iters, A, 1]
+        return per_member[0].contiguous(), per_member[1].contiguous()
 
-    def update(self, s0: np.ndarray, z: np.ndarray, returns: np.ndarray) -> dict:
-        """After each batch of training episodes: store them, then bandit_iters Adam steps."""
-        self.fifo.add(s0, z, returns)
-        entropy = 0.0
-        for _ in range(self.cfg.bandit_iters):
-            idx = self.rng.integers(self.fifo.size, size=self.cfg.bandit_batch)
-            _, grads, entropy = self.loss_and_grads(self.fifo.s0[idx], self.fifo.z[idx], self.fifo.ret[idx])
-            self._adam_step(grads)
-        return {"z_policy_entropy": entropy}
-
-    def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "steps": self.steps, "fifo": self.fifo.state_dict(),
-                "params": self.flat.copy(), "adam_m": self.m.copy(), "adam_v": self.v.copy()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rng.bit_generator.state = state["rng"]
-        self.steps = state["steps"]
-        self.fifo.load_state_dict(state["fifo"])
-        self.flat[...] = state["params"]  # in place: the named views stay valid
-        self.m[...] = state["adam_m"]
-        self.v[...] = state["adam_v"]
+    def _train(self, params, state, s0_mb, z_mb, ret_mb) -> torch.Tensor:
+        b1, b2 = self.betas
+        m, v = state["adam_m"], state["adam_v"]
+        neg_step_size, bc2_sqrt = self._bias_corrections(state["steps"])
+        iters, A, b, _ = s0_mb.shape
+        x_mb = torch.cat([s0_mb, s0_mb.new_ones(iters, A, b, 1)], -1)  # [iters, A, b, Sd + 1]
+        onehot_mb = torch.nn.functional.one_hot(z_mb, self.k).to(DTYPE)  # [iters, A, b, K]
+        grad, denom, step = torch.empty_like(params), torch.empty_like(params), torch.empty_like(params)
+        h = params.new_ones(A, b, self.hidden + 1)
+        layers, grads = self.mlp.layers(params), self.mlp.layers(grad)
+        for i in range(iters):
+            probs, log_probs = self._gradients(layers, x_mb[i], onehot_mb[i], ret_mb[i], grads, h)
+            m.lerp_(grad, 1 - b1)
+            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+            torch.sqrt(v, out=denom).div_(bc2_sqrt[i]).add_(self.adam_eps)
+            params.add_(torch.mul(m, neg_step_size[i], out=step).div_(denom))
+        state["steps"] += iters
+        return -(probs * log_probs).sum(-1).mean(-1)  # the last minibatch's mean entropy
 
 
 class ReturnsBandit(LearnedZ):
-    """Predicts the return of each z from s0 (MLP 256-256, x bandit_reward_scaling, RMSprop) and
-    samples from (1 - eps) softmax(predictions) + eps / K."""
+    """Predicts the return of each z from s0 (MLP 256-256, x bandit_reward_scaling, RMSprop with
+    torch's defaults) and samples from (1 - eps) softmax(predictions) + eps / K.
 
-    def __init__(self, cfg, state_dim: int, seed: int):
-        super().__init__(cfg, state_dim, seed)
-        self.cfg = cfg
-        gen = torch.Generator().manual_seed(seed + 1)
-        with torch.random.fork_rng():
-            torch.manual_seed(int(torch.randint(2 ** 31, (1,), generator=gen)))
-            self.net = nn.Sequential(nn.Linear(state_dim, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
-                                     nn.Linear(256, self.k)).double()
-        self.optimiser = torch.optim.RMSprop(self.net.parameters(), lr=cfg.lr)
-        self.fifo = FIFO(cfg.bandit_buffer, state_dim)
+    With bandit_use_state False it trains on all-ones inputs and, as coded (quirk Q18,
+    returns_bandit_state_mismatch), still acts on s0."""
 
-    def _inputs(self, s0: np.ndarray, acting: bool) -> torch.Tensor:
-        x = torch.as_tensor(s0, dtype=torch.float64)
+    alpha, rms_eps = 0.99, 1e-8
+    stat_name = "z_policy_loss"
+
+    def __init__(self, cfg, state_dim: int, seeds: list[int], device):
+        super().__init__(cfg, state_dim, seeds, device, StackedMLP([state_dim, 256, 256, cfg.noise_dim]))
+        self.optimiser_state = {"square_avg": torch.zeros_like(self.params)}
+
+    def _inputs(self, s0: torch.Tensor, acting: bool) -> torch.Tensor:
         if not self.cfg.bandit_use_state and not (acting and self.cfg.returns_bandit_state_mismatch):
-            x = torch.ones_like(x)
-        return x
+            return torch.ones_like(s0)
+        return s0
 
-    def probs(self, s0: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            pred = self.net(self._inputs(s0, acting=True)) * self.cfg.bandit_reward_scaling
-            p = torch.softmax(pred, -1).numpy()
+    def predicted_returns(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """params [A, P], inputs [A, B, Sd] -> [A, B, K]."""
+        return self.mlp.forward(params, x) * self.cfg.bandit_reward_scaling
+
+    def probs(self, s0: torch.Tensor) -> torch.Tensor:
+        p = torch.softmax(self.predicted_returns(self.params, self._inputs(s0, acting=True)), -1)
         eps = self.cfg.bandit_epsilon
         return (1 - eps) * p + eps / self.k
 
-    def update(self, s0, z, returns) -> dict:
-        self.fifo.add(s0, z, returns)
-        loss = torch.zeros(())
-        for _ in range(self.cfg.bandit_iters):
-            idx = self.rng.integers(self.fifo.size, size=self.cfg.bandit_batch)
-            pred = self.net(self._inputs(self.fifo.s0[idx], acting=False)) * self.cfg.bandit_reward_scaling
-            chosen = pred.gather(1, torch.as_tensor(self.fifo.z[idx]).unsqueeze(1)).squeeze(1)
-            loss = ((chosen - torch.as_tensor(self.fifo.ret[idx])) ** 2).mean()
-            self.optimiser.zero_grad()
-            loss.backward()
-            self.optimiser.step()
-        return {"z_policy_loss": float(loss.detach())}
-
-    def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "fifo": self.fifo.state_dict(),
-                "net": self.net.state_dict(), "optimiser": self.optimiser.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rng.bit_generator.state = state["rng"]
-        self.fifo.load_state_dict(state["fifo"])
-        self.net.load_state_dict(state["net"])
-        self.optimiser.load_state_dict(state["optimiser"])
+    def _train(self, params, state, s0_mb, z_mb, ret_mb) -> torch.Tensor:
+        square_avg, lr = state["square_avg"], self.cfg.lr
+        params.requires_grad_()
+        for i in range(self.cfg.bandit_iters):
+            pred = self.predicted_returns(params, self._inputs(s0_mb[i], acting=False))  # [A, b, K]
+            chosen = pred.gather(2, z_mb[i].unsqueeze(2)).squeeze(2)  # [A, b]
+            loss = ((chosen - ret_mb[i]) ** 2).mean(1)  # [A]: each member's own mean
+            (grad,) = torch.autograd.grad(loss.sum(), params)
+            with torch.no_grad():
+                square_avg.mul_(self.alpha).addcmul_(grad, grad, value=1 - self.alpha)
+                params.addcdiv_(grad, square_avg.sqrt().add_(self.rms_eps), value=-lr)
+        params.requires_grad_(False)
+        return loss.detach()
 
 
 Z_POLICIES = {"uniform": UniformZ, "reinforce": ReinforceZ, "returns_bandit": ReturnsBandit}

@@ -30,7 +30,7 @@ def run(args, tmp_path, capsys):
     (["--set", "z_policy=greedy"], "bad value 'greedy' for z_policy; choose one of: uniform, reinforce"),
     (["--set", "double_q=maybe"], "bad value 'maybe' for double_q: expected bool"),
     (["--seed", "-1"], "bad --seed -1"),
-    (["--set", "z_policy=reinforce"], "z_policy='reinforce' needs --algo maven"),
+    (["--set", "z_policy=reinforce"], "z_policy='reinforce' needs an algorithm with a latent z"),
 ])
 def test_bad_input_names_the_value(args, needle, tmp_path, capsys):
     base = list(BASE)
@@ -83,3 +83,51 @@ def test_repeated_set_flags_all_apply(tmp_path):
     assert main(args) == 0
     config = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["config"]
     assert (config["test_interval"], config["test_nepisode"], config["lr"]) == (200, 4, 0.001)
+
+
+@pytest.mark.parametrize("seeds, out, needle", [
+    ("3-1", "r{seed}", "bad --seeds '3-1': the range 3-1 is empty"),
+    ("a", "r{seed}", "bad --seeds 'a'"),
+    ("0,2,0", "r{seed}", "seed 0 is listed twice"),
+    ("0-1", "r", "needs {seed} for 2 seeds"),
+    ("0-1", "r{seed}{run}", "the only placeholder allowed is {seed}"),
+])
+def test_bad_population_input_is_one_line_and_touches_nothing(seeds, out, needle, tmp_path, capsys):
+    base = [a for a in BASE if a not in ("--seed", "0")]
+    code = main(base + ["--seeds", seeds, "--out", str(tmp_path / out)])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_population_writes_one_run_directory_per_seed_with_its_threads(tmp_path, capsys):
+    import json
+
+    import torch
+
+    base = [a for a in BASE if a not in ("--seed", "0")]
+    assert main(base + ["--seeds", "2,5", "--threads", "1", "--out", str(tmp_path / "seed{seed}")]) == 0
+    for seed in (2, 5):
+        summary = json.loads((tmp_path / f"seed{seed}" / "summary.json").read_text())
+        assert summary["seed"] == seed and summary["population"]["seeds"] == [2, 5]
+        assert summary["population"]["threads"]["torch_threads"] == torch.get_num_threads() == 1
+
+
+def test_a_run_applies_threads_and_an_explicit_environment_variable_wins(tmp_path):
+    import json
+    import os
+
+    def run_with(env_extra, out):
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "XLA_FLAGS")}
+        proc = subprocess.run([sys.executable, "-m", "maven", *BASE, "--threads", "2", "--out",
+                               str(tmp_path / out)], env={**env, **env_extra}, capture_output=True, text=True,
+                              check=False)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads((tmp_path / out / "summary.json").read_text())["population"]["threads"], proc.stderr
+
+    cpus = len(os.sched_getaffinity(0))
+    chosen, _ = run_with({}, "asked")
+    assert chosen["torch_threads"] == min(2, cpus) and chosen["source"] == "--threads"
+    chosen, err = run_with({"OMP_NUM_THREADS": "1"}, "env")
+    assert chosen["torch_threads"] == 1 and chosen["source"] == "OMP_NUM_THREADS"
+    assert "OMP_NUM_THREADS=1 in the environment wins" in err or cpus == 1

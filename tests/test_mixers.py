@@ -38,3 +38,13 @@ def test_maven_hypernetwork_head_is_a_per_agent_matrix_without_bias():
             w = agent.hyper_w(torch.cat([z[b], torch.eye(2)[i]])).view(3, 5)  # W_i(z) [A, H]
             assert torch.allclose(q[b, :, i], hidden[b, :, i] @ w.T, atol=1e-6)
     assert torch.equal(agent.head(torch.zeros(1, 1, 2, 5), z[:1]), torch.zeros(1, 1, 2, 3))  # no bias
+
+
+def test_unrolled_gru_and_one_step_cell_match_nn_gru():
+    from maven.networks import RNNAgent, gru_unroll
+
+    agent = RNNAgent(input_dim=4, n_actions=3, hidden_dim=6)
+    x, h0 = torch.randn(5, 7, 6), torch.randn(5, 6)
+    expected, _ = agent.rnn(x, h0.unsqueeze(0))
+    assert torch.allclose(gru_unroll(agent.rnn, x, h0), expected, atol=1e-6)
+    assert torch.allclose(agent.cell(x[:, 0], h0), expected[:, 0], atol=1e-6)

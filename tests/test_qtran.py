@@ -17,6 +17,8 @@ from baselines.qtran import (
 from maven.batch import EpisodeBatch
 from maven.config import TrainConfig
 from maven.envs.base import EnvInfo
+from maven.learner import Nets
+from maven.members import tree_map
 
 
 def t(values, dtype=torch.float32):
@@ -223,34 +225,56 @@ LEARNERS = [(QTranBaseLearner, "qtran_base", {}), (QTranBaseLearner, "qtran_base
 
 
 def make_learner(cls, algo, seed=0, **changes):
-    torch.manual_seed(seed)
-    return cls(make_cfg(algo, **changes), INFO, torch.device("cpu"))
+    return cls(make_cfg(algo, **changes), INFO, torch.device("cpu"), seeds=[seed])
+
+
+def one_member(batch):
+    return batch.map(lambda x: x.unsqueeze(0))  # [1, B, ...]: a population of one
+
+
+def update(learner, batch, episode):
+    return learner.update(one_member(batch), torch.tensor([episode]), torch.tensor([True]))
+
+
+def live_nets(learner):
+    """Member 0's networks on parameters that collect gradients: (nets, params)."""
+    params = tree_map(lambda x: x[0].clone().requires_grad_(), learner.params)
+    targets = tree_map(lambda x: x[0], learner.target_params)
+    return Nets(learner.modules, params, targets), params
 
 
 def term_grads(learner, term):
     """Gradient of one loss term on (agent, mixer) parameters: name -> grad or None."""
-    learner.optimiser.zero_grad(set_to_none=True)
-    _, terms = learner.loss_terms(random_batch())
+    nets, params = live_nets(learner)
+    _, terms = learner.loss_terms(nets, random_batch())
     terms[term].backward()
-    return ({n: p.grad for n, p in learner.agent.named_parameters()},
-            {n: p.grad for n, p in learner.mixer.named_parameters()})
+    return ({n: p.grad for n, p in params["agent"].items()}, {n: p.grad for n, p in params["mixer"].items()})
 
 
 def nonzero(grad):
     return grad is not None and grad.abs().sum().item() > 0
 
 
+def flat(tree, prefix=""):
+    out = {}
+    for key, value in tree.items():
+        out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
 @pytest.mark.parametrize("cls,algo,changes", LEARNERS)
 def test_updates_run_and_change_parameters(cls, algo, changes):
     learner = make_learner(cls, algo, target_update_interval=2, **changes)
-    before = copy.deepcopy(learner.state_dict())
+    before = copy.deepcopy(learner.member_state(0))
     for episode in range(1, 4):
-        stats = learner.update(random_batch(seed=episode), episode=episode * 3)
-        assert all(torch.isfinite(torch.as_tensor(v)).all() for v in stats.values()), stats
+        stats = update(learner, random_batch(seed=episode), episode * 3)
+        assert all(torch.isfinite(v).all() for v in stats.values()), stats
     assert set(stats) >= {"td_loss", "opt_loss", "nopt_loss", "grad_norm"}
-    after = learner.state_dict()
-    for part in ("agent", "mixer", "target_agent", "target_mixer"):
-        assert any(not torch.equal(before[part][k], after[part][k]) for k in after[part]), part
+    after = learner.member_state(0)
+    for group in ("params", "target_params"):
+        for part in ("agent", "mixer"):
+            b, a = flat(before[group][part]), flat(after[group][part])
+            assert any(not torch.equal(b[k], a[k]) for k in a), (group, part)
 
 
 def test_base_gradient_flow():
@@ -283,28 +307,28 @@ def test_q12_learner_action_choice():
             # Alt as coded ignores double_q: set it opposite to the flag under test.
             changes = {flag: use_live, **({"double_q": not use_live} if algo == "qtran_alt" else {})}
             learner = make_learner(cls, algo, **changes)
-            with torch.no_grad():
-                for p in learner.target_agent.parameters():
-                    p.add_(torch.randn_like(p))
-                q, _ = learner.unroll(learner.agent, batch)
-                target_q, _ = learner.unroll(learner.target_agent, batch)
+            for p in learner.target_params["agent"].values():
+                p.add_(torch.randn_like(p))
+            nets = learner.member_nets(0)
+            q, _ = learner.unroll(nets.agent, batch)
+            target_q, _ = learner.unroll(nets.target_agent, batch)
             chosen = learner.bootstrap_actions(q, target_q, batch.avail_actions)
             expected = (q if use_live else target_q)[:, 1:].masked_fill(~batch.avail_actions[:, 1:], -1e9)
             assert torch.equal(chosen, expected.argmax(-1)), (algo, use_live)
 
 
 @pytest.mark.parametrize("cls,algo,changes", LEARNERS[::2])
-def test_state_dict_round_trip(cls, algo, changes):
+def test_member_state_round_trip(cls, algo, changes):
     learner = make_learner(cls, algo, **changes)
-    learner.update(random_batch(seed=1), episode=1)
-    state = copy.deepcopy(learner.state_dict())
+    update(learner, random_batch(seed=1), 1)
+    state = copy.deepcopy(learner.member_state(0))
     restored = make_learner(cls, algo, seed=5, **changes)  # a different init, then overwritten
     batch = random_batch(seed=2)
-    assert not torch.equal(learner.loss(batch)[0], restored.loss(batch)[0])
-    restored.load_state_dict(state)
-    assert torch.equal(learner.loss(batch)[0], restored.loss(batch)[0])
-    learner.update(batch, episode=2)
-    restored.update(batch, episode=2)
-    for part in ("agent", "mixer"):
-        for k, v in learner.state_dict()[part].items():
-            assert torch.equal(v, restored.state_dict()[part][k]), (part, k)
+    assert not torch.equal(learner.member_loss(0, batch)[0], restored.member_loss(0, batch)[0])
+    restored.load_member_state(0, state)
+    assert torch.equal(learner.member_loss(0, batch)[0], restored.member_loss(0, batch)[0])
+    update(learner, batch, 2)
+    update(restored, batch, 2)
+    a, b = flat(learner.member_state(0)["params"]), flat(restored.member_state(0)["params"])
+    for k, v in a.items():
+        assert torch.equal(v, b[k]), k

@@ -51,8 +51,9 @@ def test_tiny_grid_through_slurm(cluster, tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     job_ids = set(re.findall(r"SLURM (?:jobid|job id)\s*(\d+)", output, re.IGNORECASE))
-    assert len(job_ids) >= 2, output[-3000:]  # both training runs were submitted through sbatch
+    assert len(job_ids) >= 2, output[-3000:]  # both population jobs (seed 0 each) went through sbatch
     for algo in ("qmix", "vdn"):
         assert (tmp_path / f"results/runs/matrix/m2/{algo}/seed0/summary.json").exists()
+        assert (tmp_path / f"logs/train/matrix/m2/{algo}/seeds0.log").exists()
     assert (tmp_path / "results/figures/matrix_curves.png").exists()
     assert "finished" in (tmp_path / "results/summary/runs.csv").read_text()

@@ -1,4 +1,5 @@
-"""The SMAC adapter: clear errors without smac or StarCraft II, crashes, time-outs, pass-through."""
+"""The SMAC adapter: clear errors without smac or StarCraft II, crashes, time-outs, pass-through,
+per-member seeds and crashes in a population."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ def _cfg(**overrides) -> TrainConfig:
 def make_env():
     built = []
 
-    def make(factory=None, n_envs=2, **overrides):
-        env = smac.make(_cfg(**overrides), n_envs, "cpu", env_factory=factory or FakeSMACFactory())
+    def make(factory=None, n_envs=2, member_seeds=(0,), **overrides):
+        env = smac.make(_cfg(**overrides), n_envs, "cpu", list(member_seeds),
+                        env_factory=factory or FakeSMACFactory())
         built.append(env)
         return env
 
@@ -52,7 +54,7 @@ def test_missing_smac_package_is_a_user_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "smac", None)  # makes `import smac.env` fail
     monkeypatch.setitem(sys.modules, "smac.env", None)
     with pytest.raises(UserError) as err:
-        smac.make(_cfg(), 1, "cpu")
+        smac.make(_cfg(), 1, "cpu", [0])
     message = str(err.value)
     assert err.value.exit_code == 2 and "\n" not in message
     assert "pip install -e '.[smac]'" in message and "SMAC3" in message
@@ -61,7 +63,7 @@ def test_missing_smac_package_is_a_user_error(monkeypatch):
 def test_pypi_smac3_is_not_mistaken_for_oxwhirl_smac(monkeypatch):
     monkeypatch.setitem(sys.modules, "smac.env", types.ModuleType("smac.env"))  # no StarCraft2Env
     with pytest.raises(UserError, match="oxwhirl smac package"):
-        smac.make(_cfg(), 1, "cpu")
+        smac.make(_cfg(), 1, "cpu", [0])
 
 
 def test_missing_starcraft_is_a_user_error(monkeypatch, tmp_path):
@@ -71,7 +73,7 @@ def test_missing_starcraft_is_a_user_error(monkeypatch, tmp_path):
     missing = tmp_path / "NoStarCraft"
     monkeypatch.setenv("SC2PATH", str(missing))
     with pytest.raises(UserError) as err:
-        smac.make(_cfg(), 1, "cpu")
+        smac.make(_cfg(), 1, "cpu", [0])
     assert err.value.exit_code == 2
     assert str(err.value) == f"StarCraft II not found at {missing}: install it and set SC2PATH"
 
@@ -84,7 +86,7 @@ def test_map_and_difficulty_checks_need_no_smac():
     with pytest.raises(UserError, match="unknown smac map 'nope'; choose one of: .*3m"):
         envs.check_map("smac", "nope")
     with pytest.raises(UserError, match="smac difficulty '11'"):
-        smac.make(_cfg(smac_difficulty="11"), 1, "cpu", env_factory=FakeSMACFactory())
+        smac.make(_cfg(smac_difficulty="11"), 1, "cpu", [0], env_factory=FakeSMACFactory())
 
 
 def test_metadata_records_the_starcraft_build(monkeypatch, tmp_path):
@@ -92,13 +94,13 @@ def test_metadata_records_the_starcraft_build(monkeypatch, tmp_path):
         (tmp_path / "Versions" / build).mkdir(parents=True)
     monkeypatch.setenv("SC2PATH", str(tmp_path))
     assert smac.installed_sc2_build() == "Base75689"
-    env = smac.make(_cfg(), 1, "cpu", env_factory=FakeSMACFactory())
+    env = smac.make(_cfg(), 1, "cpu", [0], env_factory=FakeSMACFactory())
     try:
         meta = env.metadata()
         assert meta["sc2_build"] == "Base75689" and meta["smac_map"] == "3m" and "smac" in meta
     finally:
         env.close()
-    env = smac.make(_cfg(smac_game_version="4.10"), 1, "cpu", env_factory=FakeSMACFactory())
+    env = smac.make(_cfg(smac_game_version="4.10"), 1, "cpu", [0], env_factory=FakeSMACFactory())
     try:
         assert env.metadata()["sc2_build"] == "4.10"
     finally:
@@ -164,9 +166,9 @@ def test_crash_mid_episode_is_flagged_and_recovered(make_env, tmp_path, mode):
 def test_reset_with_a_seed_reproduces_episodes(make_env):
     env = make_env()
     gen_a, gen_b = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    first = env.reset(seed=5)
+    first = env.reset([5])
     a = [env.step(random_actions(first.avail_actions, gen_a)).state for _ in range(1)]
-    second = env.reset(seed=5)
+    second = env.reset([5])
     b = [env.step(random_actions(second.avail_actions, gen_b)).state for _ in range(1)]
     assert torch.equal(first.obs, second.obs) and torch.equal(a[0], b[0])
     third = env.reset()  # no seed: the games continue their own streams
@@ -176,7 +178,7 @@ def test_reset_with_a_seed_reproduces_episodes(make_env):
 def test_hung_worker_is_a_crash_and_restarted(tmp_path):
     factory = FakeSMACFactory(crash_at_step=2, crash_mode="hang", crash_seeds=(0,),
                               crash_once_file=str(tmp_path / "hung"))
-    env = smac.SMACVecEnv("3m", 2, "cpu", seed=0, env_factory=factory, step_timeout_s=1.0)
+    env = smac.SMACVecEnv("3m", 2, "cpu", [0], env_factory=factory, step_timeout_s=1.0)
     try:
         out = env.reset()
         out = env.step(stop_or_noop(out.avail_actions))
@@ -190,4 +192,45 @@ def test_hung_worker_is_a_crash_and_restarted(tmp_path):
 
 def test_a_game_that_cannot_start_is_a_clear_error():
     with pytest.raises(RuntimeError, match="failed to start: env 0: ValueError: fake SMAC has no map 'MMM'"):
-        smac.make(_cfg(map="MMM"), 1, "cpu", env_factory=FakeSMACFactory())
+        smac.make(_cfg(map="MMM"), 1, "cpu", [0], env_factory=FakeSMACFactory())
+
+
+# --- populations -----------------------------------------------------------------------------
+def test_member_games_are_launched_and_reseeded_with_their_own_seeds(make_env):
+    env = make_env(n_envs=2, member_seeds=(0, 10, 20))
+    assert env.n_members == 3 and env.n_envs == 6
+    alone = [make_env(n_envs=2, member_seeds=(seed,)) for seed in (0, 10, 20)]
+    first = env.reset()
+    for k in range(3):  # member k's game i was launched with seed_k + i
+        assert torch.equal(first.obs[2 * k:2 * k + 2], alone[k].reset().obs)
+    second = env.reset([5, None, 7])
+    assert torch.equal(second.obs[0:2], make_env(n_envs=2, member_seeds=(5,)).reset().obs)
+    assert torch.equal(second.obs[2:4], alone[1].reset().obs), "member 1 continues its own games"
+    assert not torch.equal(second.obs[2:4], first.obs[2:4])
+    assert torch.equal(second.obs[4:6], make_env(n_envs=2, member_seeds=(7,)).reset().obs)
+    with pytest.raises(ValueError, match="one seed"):
+        env.reset(5)
+
+
+@pytest.mark.parametrize("mode", ["relaunch", "exit"])
+def test_a_crash_concerns_only_its_own_env(make_env, tmp_path, mode):
+    """Member 1's second game crashes at step 3; every other game plays as in a crash-free run."""
+    seeds = (0, 10, 20)
+    factory = FakeSMACFactory(crash_at_step=3, crash_mode=mode, crash_seeds=(11,),
+                              crash_once_file=str(tmp_path / "crashed"))
+    crashing, crash_free = make_env(factory, n_envs=2, member_seeds=seeds), make_env(n_envs=2, member_seeds=seeds)
+    runs = []
+    for env in (crashing, crash_free):
+        gen = torch.Generator().manual_seed(1)
+        steps = [env.reset()]
+        for _ in range(60):
+            steps.append(env.step(random_actions(steps[-1].avail_actions, gen)))
+        runs.append(steps)
+    crashed = torch.stack([out.crashed for out in runs[0]])  # [T, S·B]
+    assert crashed.sum() == 1 and crashed[3, 3], "only member 1's second game crashed, at step 3"
+    assert not torch.stack([out.crashed for out in runs[1]]).any()
+    assert crashing.worker_restarts == (0 if mode == "relaunch" else 1)
+    others = [0, 1, 2, 4, 5]
+    for with_crash, without in zip(*runs):
+        for x, y in zip(with_crash, without):
+            assert torch.equal(x[others], y[others])

@@ -1,8 +1,10 @@
 """The trainer end to end on the matrix game: learning, run-directory files, kill-and-resume."""
 
 import csv
+import itertools
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -64,12 +66,13 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, algo, monkeypatc
     original_save = Trainer.save_checkpoint
     calls = {"n": 0}
 
-    def save_then_die(self):
-        original_save(self)
+    def save_then_die(self, k):
+        original_save(self, k)
         calls["n"] += 1
         if calls["n"] == 2:  # after the second checkpoint, train a little more, then die
-            self._train_iteration()
-            self.evaluate()
+            running = np.ones(self.n_members, bool)
+            self._train_iteration(running)
+            self.evaluate(running)
             raise Killed
 
     monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die)
@@ -82,9 +85,19 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, algo, monkeypatc
     assert read_eval(tmp_path / "split") == read_eval(tmp_path / "whole")
     final_a = torch.load(tmp_path / "whole" / "checkpoints" / "final.pt", weights_only=False)
     final_b = torch.load(tmp_path / "split" / "checkpoints" / "final.pt", weights_only=False)
-    for name in ("agent", "mixer", "target_agent"):
-        for key, value in final_a[name].items():
-            assert torch.equal(value, final_b[name][key]), (name, key)
+    for group in ("params", "target_params"):
+        for name, tensor in flatten(final_a[group]).items():
+            assert torch.equal(tensor, flatten(final_b[group])[name]), (group, name)
+
+
+def flatten(tree, prefix=""):
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def test_a_finished_run_is_never_rerun_or_overwritten(tmp_path, capsys):
@@ -94,3 +107,39 @@ def test_a_finished_run_is_never_rerun_or_overwritten(tmp_path, capsys):
     assert Trainer(config(t_max=600), out).run() is None
     assert "finished already" in capsys.readouterr().out
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def population(algo="qmix", seeds=(3, 4), t_max=1500, **overrides):
+    return [config(algo, t_max=t_max, seed=s, **overrides) for s in seeds]
+
+
+def test_a_population_member_follows_its_single_run(tmp_path):
+    """Member k of a population logs what the single run with seed k logs (the discrete test
+    returns; losses may differ in the last bits from the learner's batched reduction order)."""
+    Trainer(population(seeds=(4, 3, 8)), [tmp_path / f"p{s}" for s in (4, 3, 8)]).run()
+    Trainer(config(t_max=1500, seed=3), tmp_path / "alone").run()
+    together, alone = read_eval(tmp_path / "p3"), read_eval(tmp_path / "alone")
+    keys = ("step", "episode", "return_mean", "ep_length_mean", "epsilon")
+    assert [{k: r[k] for k in keys} for r in together] == [{k: r[k] for k in keys} for r in alone]
+    doc = yaml.safe_load((tmp_path / "p3" / "config.yaml").read_text())
+    assert doc["config"]["seed"] == 3 and doc["population"]["seeds"] == [4, 3, 8]
+    assert json.loads((tmp_path / "p3" / "summary.json").read_text())["population"]["size"] == 3
+
+
+def test_members_keep_their_own_counters_tests_and_ends(tmp_path):
+    summaries = Trainer(population("vdn", seeds=(0, 1)), [tmp_path / "a", tmp_path / "b"]).run()
+    a, b = read_eval(tmp_path / "a"), read_eval(tmp_path / "b")
+    assert [r["step"] for r in a] != [r["step"] for r in b]  # episode lengths differ
+    for rows, summary in ((a, summaries[0]), (b, summaries[1])):
+        steps = [int(r["step"]) for r in rows]
+        assert all(later - earlier >= 500 for earlier, later in itertools.pairwise(steps[:-1]))
+        assert 1500 < summary["env_steps"] == steps[-1] and summary["updates"] > 0
+
+
+def test_a_population_skips_finished_members_and_resumes_the_rest(tmp_path, capsys):
+    Trainer(config(t_max=600, seed=0), tmp_path / "seed0").run()
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "seed0").iterdir()}
+    summaries = Trainer([config(t_max=600, seed=s) for s in (0, 1)], [tmp_path / "seed0", tmp_path / "seed1"]).run()
+    assert summaries[0] is None and summaries[1]["seed"] == 1
+    assert "finished already" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "seed0").iterdir()} == before

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from maven.errors import UserError
+
 SCORE_COLUMNS = ["env", "map", "algo", "seed", "step", "metric", "value"]
 RUN_COLUMNS = ["env", "map", "algo", "seed", "status", "reason", "path", "env_steps", "wall_time_s"]
 EVAL_METRICS = ["return_mean", "win_rate", "return_mean_uniform_z", "win_rate_uniform_z"]
-MATRIX_MAP = re.compile(r"^m([1-9][0-9]*)$")
 
 
 @dataclass(frozen=True, order=True)
@@ -41,12 +42,14 @@ class RunRecord:
 
 
 def optimum(env: str, map_name: str) -> float:
-    """The score that normalises to 1: m + 3 for the m-step matrix game, 1 for win rates."""
+    """The score that normalises to 1: the matrix game's best return, 1 for win rates."""
     if env == "matrix":
-        match = MATRIX_MAP.match(map_name)
-        if not match:
-            raise ValueError(f"matrix map {map_name!r} is not m<M>")
-        return float(int(match.group(1)) + 3)
+        from maven.envs import matrix_optimal_return
+
+        try:
+            return matrix_optimal_return(map_name)
+        except UserError as err:
+            raise ValueError(str(err)) from None
     return 1.0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EnvSpec:
-    module: str  # provides make(cfg, n_envs, device) -> VecEnv and maps() -> list[str]
+    module: str  # provides make(cfg, n_envs, device, member_seeds) -> VecEnv and maps() -> list[str]
     protocol: dict = field(default_factory=dict)  # test_interval, test_nepisode, t_max
     extra: str = ""  # the pip extra that installs its dependencies
     external: bool = False
@@ -59,8 +60,9 @@ def protocol_defaults(env: str) -> dict:
     return dict(ENVS[env].protocol)
 
 
-def make(cfg: TrainConfig, n_envs: int, device) -> VecEnv:
-    return _module(cfg.env).make(cfg, n_envs, device)
+def make(cfg: TrainConfig, n_envs: int, device, member_seeds: Sequence[int]) -> VecEnv:
+    """n_envs environments for each member of a population (seeds `member_seeds`), member-major."""
+    return _module(cfg.env).make(cfg, n_envs, device, list(member_seeds))
 
 
 MATRIX_MAP = re.compile(r"^m([1-9][0-9]*)$")
@@ -71,3 +73,10 @@ def matrix_steps(map_name: str) -> int:
     if not match:
         raise UserError(f"unknown matrix map {map_name!r}; matrix maps are m<M> for M >= 1 steps, e.g. m10")
     return int(match.group(1))
+
+
+def matrix_optimal_return(map_name: str) -> float:
+    """The best return of the m-step matrix game: m + 3 (branch 0, then (1, 1) paying 4 on the
+    last step) for m > 1; 1 for m = 1, whose single step has no final payoff."""
+    steps = matrix_steps(map_name)
+    return steps + 3.0 if steps > 1 else 1.0

@@ -1,11 +1,15 @@
 """The one vectorised environment interface every environment implements.
 
-B environments are stepped at once; every value is a torch tensor on one device.
-There is no Python loop over environments in an implementation's hot path.
+A population of S members (independent runs, see trainer.py) each owns B environments; an
+implementation holds all S·B of them, member-major (member k's are rows k·B .. k·B + B − 1), and
+steps them at once. Every value is a torch tensor on one device. There is no Python loop over
+environments or members in an implementation's hot path. Member k's environments behave exactly
+as those of a population of one made with member k's seed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -23,7 +27,7 @@ class EnvInfo:
 
 
 class EnvStep(NamedTuple):
-    """What `reset` and `step` return for B environments.
+    """What `reset` and `step` return for the S·B environments (B below).
 
     After `step`, obs/state/avail_actions describe the state *after* the transition (the last
     observation of an episode that just ended, never an auto-reset one).
@@ -41,19 +45,21 @@ class EnvStep(NamedTuple):
 
 class VecEnv(Protocol):
     info: EnvInfo
-    n_envs: int
+    n_members: int  # S
+    n_envs: int  # S·B, all members together
     device: torch.device
 
-    def reset(self, seed: int | None = None) -> EnvStep:
-        """Start a new episode in all B environments.
+    def reset(self, seeds: Sequence[int | None] | None = None) -> EnvStep:
+        """Start a new episode in all S·B environments.
 
-        `seed` fully determines the randomness of the episodes that follow (start positions,
-        enemy behaviour), so a run that draws one seed per reset from its own RNG is exactly
-        repeatable and resumable without saving any environment state.
+        `seeds[k]` fully determines the randomness of member k's episodes that follow (start
+        positions, enemy behaviour), so a run that draws one seed per reset from its own stream
+        is exactly repeatable and resumable without saving any environment state. None (for a
+        member or for all) continues the environments' own randomness.
         """
 
     def step(self, actions: torch.Tensor) -> EnvStep:
-        """Advance all B environments by one step; actions [B, N] int64.
+        """Advance all S·B environments by one step; actions [S·B, N] int64.
 
         An environment whose episode has ended since the last `reset` is not advanced: its
         actions are ignored and it reports reward 0 and not-terminated, not-truncated, not-won
@@ -66,3 +72,12 @@ class VecEnv(Protocol):
 
     def metadata(self) -> dict:
         """Facts recorded in config.yaml (e.g. package versions, StarCraft II build)."""
+
+
+def seeds_per_member(seeds: Sequence[int | None] | None, n_members: int) -> list[int | None]:
+    """`reset`'s seeds as one entry per member (None: continue that member's randomness)."""
+    if seeds is None:
+        return [None] * n_members
+    if isinstance(seeds, int) or len(seeds) != n_members:
+        raise ValueError(f"reset needs one seed (or None) per member: {n_members} expected, got {seeds!r}")
+    return [None if s is None else int(s) for s in seeds]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from maven.envs import matrix_steps
-from maven.envs.base import EnvInfo, EnvStep
+from maven.envs import matrix_optimal_return, matrix_steps
+from maven.envs.base import EnvInfo, EnvStep, seeds_per_member
 
 
 def maps() -> list[str]:
@@ -23,15 +23,18 @@ def check_map(map_name: str) -> None:
     matrix_steps(map_name)
 
 
-def optimal_return(map_name: str) -> float:
-    return matrix_steps(map_name) + 3.0 if matrix_steps(map_name) > 1 else 1.0
+optimal_return = matrix_optimal_return  # defined once, beside the map names
 
 
 class MatrixGame:
-    def __init__(self, steps: int, n_envs: int, good_branches: int = 2, device="cpu"):
+    """n_envs games (all members' together: the game is deterministic, so members need nothing
+    of their own)."""
+
+    def __init__(self, steps: int, n_envs: int, good_branches: int = 2, device="cpu", n_members: int = 1):
         if good_branches not in (2, 4):
             raise ValueError(f"good_branches must be 2 or 4, got {good_branches}")
         self.steps, self.n_envs, self.good_branches = steps, n_envs, good_branches
+        self.n_members = n_members
         self.device = torch.device(device)
         obs_dim = steps + 1 + 4 if steps > 1 else 2
         self.info = EnvInfo(n_agents=2, n_actions=2, obs_dim=obs_dim, state_dim=obs_dim,
@@ -56,7 +59,8 @@ class MatrixGame:
             reward=reward, terminated=terminated, truncated=false, won=false, crashed=false,
         )
 
-    def reset(self, seed: int | None = None) -> EnvStep:  # deterministic: the seed is unused
+    def reset(self, seeds=None) -> EnvStep:
+        seeds_per_member(seeds, self.n_members)  # checked only: the game is deterministic
         self.t.zero_()
         self.branch.zero_()
         self.ended.zero_()
@@ -90,5 +94,6 @@ class MatrixGame:
         return {"matrix_steps": self.steps, "good_branches": self.good_branches}
 
 
-def make(cfg, n_envs: int, device) -> MatrixGame:
-    return MatrixGame(matrix_steps(cfg.map), n_envs, cfg.good_branches, device)
+def make(cfg, n_envs: int, device, member_seeds) -> MatrixGame:
+    S = len(member_seeds)
+    return MatrixGame(matrix_steps(cfg.map), S * n_envs, cfg.good_branches, device, n_members=S)

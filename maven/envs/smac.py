@@ -1,9 +1,11 @@
-"""SMAC (StarCraft II through the oxwhirl `smac` package) as a batched `VecEnv`.
+"""SMAC (StarCraft II through the oxwhirl `smac` package) as a batched `VecEnv` for a population.
 
 One worker process per environment owns one `smac.env.StarCraft2Env`, as PyMARL's parallel
 runner does; the parent sends commands over pipes to all active workers, then collects the
-replies, so the B games advance concurrently. Actions pass through unchanged (SMAC's own
-indices: 0 no-op, 1 stop, 2-5 move, 6+k attack enemy k).
+replies, so the S·B games (B per member, member-major) advance concurrently. A game depends only
+on its own seed and actions, so member k's games are those of a population of one with seed k.
+Actions pass through unchanged (SMAC's own indices: 0 no-op, 1 stop, 2-5 move, 6+k attack
+enemy k).
 
 Decisions (see docs/environments.md):
 - A time-out (episode_limit steps, no win, neither team wiped out) is reported as truncated, not
@@ -13,9 +15,11 @@ Decisions (see docs/environments.md):
   either SMAC relaunched the game itself and returned `(0, True, {})` (quirk Q15), or the
   worker raised, died or hung, in which case the worker is restarted. The runner discards the
   episode.
-- SMAC seeds a game only at launch, so `reset(seed)` relaunches every worker with the seeds
-  seed + i (as PyMARL numbers them), except on the first reset when the workers already have
-  those seeds; `reset()` (no seed) continues each game's own random stream.
+- SMAC seeds a game only at launch: member k's game i is launched with seed_k + i (as PyMARL
+  numbers them), and `reset(seeds)` relaunches member k's workers with seeds[k] + i, except on
+  its first reset when they already have those seeds; a None seed (for a member or for all)
+  continues each of its games' own random stream.
+- A crash concerns one game: only that env is flagged, so only its member discards an episode.
 """
 
 from __future__ import annotations
@@ -25,12 +29,13 @@ import importlib
 import multiprocessing as mp
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from maven.envs.base import EnvInfo, EnvStep
+from maven.envs.base import EnvInfo, EnvStep, seeds_per_member
 from maven.errors import UserError, choose
 
 # oxwhirl/smac: smac/env/starcraft2/maps/smac_maps.py (reference.md §5.3).
@@ -164,13 +169,19 @@ def _context():
 
 
 class SMACVecEnv:
-    """B StarCraft II games, one worker process each (see the module docstring)."""
+    """S members × B StarCraft II games, one worker process each (see the module docstring).
 
-    def __init__(self, map_name: str, n_envs: int, device, seed: int = 0, difficulty: str = "7",
-                 game_version: str = "", env_factory=None, reset_timeout_s: float = 900.0,
-                 step_timeout_s: float = 300.0, reset_retries: int = 3):
+    Worker j = k·B + i is member k's game i.
+    """
+
+    def __init__(self, map_name: str, envs_per_member: int, device, member_seeds: Sequence[int] = (0,),
+                 difficulty: str = "7", game_version: str = "", env_factory=None,
+                 reset_timeout_s: float = 900.0, step_timeout_s: float = 300.0, reset_retries: int = 3):
         self.map_name = map_name
-        self.n_envs = n_envs
+        self.n_members = len(member_seeds)
+        self.envs_per_member = envs_per_member
+        n_envs = self.n_members * envs_per_member
+        self.n_envs = n_envs  # S·B
         self.device = torch.device(device)
         self.difficulty = difficulty
         self.game_version = game_version
@@ -179,7 +190,7 @@ class SMACVecEnv:
         self._step_timeout_s = step_timeout_s
         self._reset_retries = reset_retries
         self._ctx = _context()
-        self._seed = seed
+        self._seeds = [int(s) for s in member_seeds]  # [S]: member k's games have seeds seed_k + i
         self._restarts = [0] * n_envs
         self.worker_restarts = 0  # workers restarted after a failure (not counting reseeds)
         self._workers: list = [None] * n_envs
@@ -205,12 +216,16 @@ class SMACVecEnv:
         self._avail = np.zeros((b, n, self.info.n_actions), dtype=bool)
         self._episode_steps = np.zeros(b, dtype=np.int64)
         self._ended = np.ones(b, dtype=bool)  # no episode running until reset
-        self._fresh = True  # no game has been reset since the workers started with self._seed
+        self._fresh = [True] * self.n_members  # member k's games not reset since launched with its seed
 
     # --- workers -------------------------------------------------------------------------
-    def _env_kwargs(self, i: int) -> dict:
+    def _member_workers(self, k: int) -> range:
+        return range(k * self.envs_per_member, (k + 1) * self.envs_per_member)
+
+    def _env_kwargs(self, j: int) -> dict:
         # A restarted worker gets a fresh seed, so it does not replay its first episodes.
-        seed = self._seed + i + self.n_envs * self._restarts[i]
+        k, i = divmod(j, self.envs_per_member)
+        seed = self._seeds[k] + i + self.envs_per_member * self._restarts[j]
         return {"map_name": self.map_name, "difficulty": self.difficulty,
                 "game_version": self.game_version or None, "seed": seed}
 
@@ -240,8 +255,9 @@ class SMACVecEnv:
         with contextlib.suppress(OSError, ValueError):
             self._workers[i][1].send(("close", None))
 
-    def _stop_all(self) -> None:
-        running = [i for i in range(self.n_envs) if self._workers[i] is not None]
+    def _stop_all(self, workers=None) -> None:
+        workers = range(self.n_envs) if workers is None else workers
+        running = [i for i in workers if self._workers[i] is not None]
         for i in running:  # all games shut down at once, then each is joined
             self._ask_to_close(i)
         for i in running:
@@ -290,14 +306,18 @@ class SMACVecEnv:
                     continue
         raise RuntimeError(f"SMAC env {i} ({self.map_name}) failed to reset {self._reset_retries} times")
 
-    def reset(self, seed: int | None = None) -> EnvStep:
-        if seed is not None and not (seed == self._seed and self._fresh):
-            self._stop_all()
-            self._seed = seed
-            self._restarts = [0] * self.n_envs
-            for i in range(self.n_envs):
-                self._start(i)
-        self._fresh = False
+    def reset(self, seeds: Sequence[int | None] | None = None) -> EnvStep:
+        seeds = seeds_per_member(seeds, self.n_members)
+        relaunch = [k for k, seed in enumerate(seeds)
+                    if seed is not None and not (seed == self._seeds[k] and self._fresh[k])]
+        workers = [j for k in relaunch for j in self._member_workers(k)]
+        self._stop_all(workers)
+        for k in relaunch:
+            self._seeds[k] = seeds[k]
+        for j in workers:
+            self._restarts[j] = 0
+            self._start(j)
+        self._fresh = [False] * self.n_members
         for i in range(self.n_envs):
             try:
                 self._send(i, "reset", None)
@@ -311,7 +331,7 @@ class SMACVecEnv:
         return self._pack(np.zeros(self.n_envs, dtype=np.float32), false, false, false, false)
 
     def step(self, actions: torch.Tensor) -> EnvStep:
-        actions_np = actions.detach().to("cpu", torch.int64).numpy()  # [B, N]
+        actions_np = actions.detach().to("cpu", torch.int64).numpy()  # [S·B, N]
         b = self.n_envs
         reward = np.zeros(b, dtype=np.float32)
         terminated = np.zeros(b, dtype=bool)
@@ -379,11 +399,12 @@ class SMACVecEnv:
                 "smac_difficulty": self.difficulty}
 
 
-def make(cfg, n_envs: int, device, env_factory=None) -> SMACVecEnv:
-    """`env_factory(**kwargs)` replaces `smac.env.StarCraft2Env` (tests inject a fake)."""
+def make(cfg, n_envs: int, device, member_seeds: Sequence[int], env_factory=None) -> SMACVecEnv:
+    """n_envs games for each member (seeds `member_seeds`); `env_factory(**kwargs)` replaces
+    `smac.env.StarCraft2Env` (tests inject a fake)."""
     check_map(cfg.map)
     choose("smac difficulty", str(cfg.smac_difficulty), DIFFICULTIES)
     if env_factory is None:
         check_installed()
-    return SMACVecEnv(cfg.map, n_envs, device, seed=cfg.seed, difficulty=str(cfg.smac_difficulty),
+    return SMACVecEnv(cfg.map, n_envs, device, member_seeds, difficulty=str(cfg.smac_difficulty),
                       game_version=cfg.smac_game_version, env_factory=env_factory)

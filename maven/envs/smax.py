@@ -1,8 +1,11 @@
-"""SMAX (JaxMARL 0.2.0, `HeuristicEnemySMAX`) as a batched `VecEnv`.
+"""SMAX (JaxMARL 0.2.0, `HeuristicEnemySMAX`) as a batched `VecEnv` for a population.
 
-B environments are stepped by one jitted, vmapped function that also applies the done mask,
-assembles obs/state/avail and computes the flags, so one `step` is one XLA call plus a handful of
-zero-copy DLPack hand-overs to torch. JAX runs on the same device as torch.
+Each of the S members owns B environments and one PRNG key. One member's reset and step are
+written for B environments (vmapped over them) and are then vmapped once more over the members,
+so member k's environments get the same keys, and compute the same values, as those of a
+population of one made with member k's seed, whatever the other members do. One `step` is one jitted XLA call
+that also applies the done mask, assembles obs/state/avail and computes the flags, plus a handful
+of zero-copy DLPack hand-overs to torch. JAX runs on the same device as torch.
 
 Decisions (see docs/environments.md):
 - `env.step_env` is used (no auto-reset), so the terminal obs/state are returned.
@@ -12,6 +15,9 @@ Decisions (see docs/environments.md):
   late (after max_steps + 1 steps).
 - An env whose episode ended since `reset` is frozen (its state is kept with `jnp.where`): it
   repeats its last obs/state/avail, reward 0 and all flags False.
+- Keys: member k starts from PRNGKey(member_seeds[k]); `reset(seeds)` replaces it by
+  PRNGKey(seeds[k]) where seeds[k] is not None. Every reset and step splits the member's key
+  once and hands one key to each of its B environments.
 - Returned tensors share memory with JAX buffers: treat them as read-only.
 """
 
@@ -20,13 +26,15 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Sequence
 from functools import lru_cache
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
+import numpy as np
 import torch
 
-from maven.envs.base import EnvInfo, EnvStep
+from maven.envs.base import EnvInfo, EnvStep, seeds_per_member
 from maven.errors import UserError, choose
 
 INSTALL_HINT = "SMAX needs jaxmarl: pip install -e '.[smax]'"
@@ -91,10 +99,11 @@ def normalise_world_state(world_state, unit_types, unit_cooldowns, map_size: flo
 
 @lru_cache(maxsize=16)
 def _compiled(map_name: str, max_steps: int, normalise_state: bool):
-    """The env and its jitted batched reset/step for one configuration.
+    """The env and its jitted population reset/step for one configuration.
 
     Cached so that several VecEnvs of one configuration (train and test runners, tests) share
-    compilations; the functions are pure, so nothing here holds run state.
+    compilations; the functions are pure, so nothing here holds run state. They compile once
+    per (S, B).
     """
     jax, jaxmarl, smax_env = _import_jaxmarl()
     jnp = jax.numpy
@@ -121,7 +130,7 @@ def _compiled(map_name: str, max_steps: int, normalise_state: bool):
         avail = jnp.stack([avail_dict[a] for a in agents], axis=1).astype(jnp.bool_)  # [B, N, A]
         return obs.astype(jnp.float32), world_state.astype(jnp.float32), avail
 
-    def reset(key, n_envs):
+    def reset_member(key, n_envs):  # one member: key [2] -> B envs
         key, reset_key = jax.random.split(key)
         obs_dict, env_state = jax.vmap(env.reset)(jax.random.split(reset_key, n_envs))
         env_state = strong(env_state)
@@ -129,7 +138,7 @@ def _compiled(map_name: str, max_steps: int, normalise_state: bool):
         done = jnp.zeros((n_envs,), dtype=jnp.bool_)
         return key, (env_state, done, obs, world_state, avail)
 
-    def step(key, carry, actions):
+    def step_member(key, carry, actions):  # one member: actions [B, N]
         env_state, done, prev_obs, prev_world_state, prev_avail = carry
         n_envs = done.shape[0]
         key, step_key = jax.random.split(key)
@@ -164,6 +173,16 @@ def _compiled(map_name: str, max_steps: int, normalise_state: bool):
         carry = (env_state, done | ended, obs, world_state, avail)
         return key, carry, (reward, terminated, truncated, won)
 
+    def reset(keys, fresh_keys, reseed, n_envs):
+        """keys, fresh_keys [S, 2]; member k restarts from fresh_keys[k] where reseed[k]."""
+        keys = jnp.where(reseed[:, None], fresh_keys, keys)
+        return jax.vmap(lambda key: reset_member(key, n_envs))(keys)  # carry leaves [S, B, ...]
+
+    def step(keys, carry, actions):
+        n_members, n_envs = carry[1].shape  # done [S, B]
+        actions = actions.reshape(n_members, n_envs, -1)  # [S·B, N] -> [S, B, N]
+        return jax.vmap(step_member)(keys, carry, actions)  # outputs [S, B, ...]
+
     info = EnvInfo(
         n_agents=n_allies,
         n_actions=int(env.action_space(agents[0]).n),
@@ -172,7 +191,7 @@ def _compiled(map_name: str, max_steps: int, normalise_state: bool):
         episode_limit=max_steps,
         has_win=True,
     )
-    return env, info, jax.jit(reset, static_argnums=1), jax.jit(step)
+    return env, info, jax.jit(reset, static_argnums=3), jax.jit(step)
 
 
 def _jax_device(device: torch.device):
@@ -193,35 +212,49 @@ def _jax_device(device: torch.device):
 
 
 class SMAXVecEnv:
-    """B HeuristicEnemySMAX environments on one device (see the module docstring)."""
+    """S members × B HeuristicEnemySMAX environments on one device (see the module docstring)."""
 
-    def __init__(self, map_name: str, n_envs: int, device, seed: int = 0, max_steps: int = 100,
-                 normalise_state: bool = True):
+    def __init__(self, map_name: str, envs_per_member: int, device, member_seeds: Sequence[int] = (0,),
+                 max_steps: int = 100, normalise_state: bool = True):
         check_map(map_name)
         import jax
 
         self._jax = jax
         self.map_name = map_name
-        self.n_envs = n_envs
+        self.n_members = len(member_seeds)
+        self.envs_per_member = envs_per_member
+        self.n_envs = self.n_members * envs_per_member
         self.device = torch.device(device)
         self._jax_device = _jax_device(self.device)
         self._env, self.info, self._reset_fn, self._step_fn = _compiled(map_name, max_steps, normalise_state)
-        self._key = jax.device_put(jax.random.PRNGKey(seed), self._jax_device)
+        self._keys = self._put(self._keys_of(list(member_seeds)))  # [S, 2]
         self._carry = None
 
+    def _keys_of(self, seeds: list[int | None]):
+        """PRNGKey(seed) per member ([S, 2], zeros where the seed is None), made on the host."""
+        jax = self._jax
+        with jax.default_device(jax.devices("cpu")[0]):
+            zeros = np.zeros(2, dtype=np.uint32)
+            return np.stack([zeros if s is None else np.asarray(jax.random.PRNGKey(s)) for s in seeds])
+
+    def _put(self, x):
+        return self._jax.device_put(x, self._jax_device)
+
     def _to_torch(self, x) -> torch.Tensor:
-        return torch.from_dlpack(x)
+        return torch.from_dlpack(x).flatten(0, 1)  # [S, B, ...] -> [S·B, ...], a view
 
     def _false(self) -> torch.Tensor:
         return torch.zeros(self.n_envs, dtype=torch.bool, device=self.device)
 
-    def reset(self, seed: int | None = None) -> EnvStep:
-        if seed is not None:
-            self._key = self._jax.device_put(self._jax.random.PRNGKey(seed), self._jax_device)
-        self._key, self._carry = self._reset_fn(self._key, self.n_envs)
+    def reset(self, seeds: Sequence[int | None] | None = None) -> EnvStep:
+        seeds = seeds_per_member(seeds, self.n_members)
+        reseed = self._put(np.array([s is not None for s in seeds]))  # [S]
+        self._keys, self._carry = self._reset_fn(self._keys, self._put(self._keys_of(seeds)), reseed,
+                                                 self.envs_per_member)
         _, _, obs, world_state, avail = self._carry
+        t = self._to_torch
         return EnvStep(
-            obs=self._to_torch(obs), state=self._to_torch(world_state), avail_actions=self._to_torch(avail),
+            obs=t(obs), state=t(world_state), avail_actions=t(avail),
             reward=torch.zeros(self.n_envs, dtype=torch.float32, device=self.device),
             terminated=self._false(), truncated=self._false(), won=self._false(), crashed=self._false(),
         )
@@ -229,13 +262,13 @@ class SMAXVecEnv:
     def step(self, actions: torch.Tensor) -> EnvStep:
         if self._carry is None:
             raise RuntimeError("step() called before reset()")
-        actions = actions.to(device=self.device, dtype=torch.int32).contiguous()  # x64 is off in jax
+        actions = actions.to(device=self.device, dtype=torch.int32).contiguous()  # [S·B, N]; x64 is off in jax
         if self.device.type == "cpu":
             jax_actions = actions.numpy()  # zero-copy; jit's own transfer is cheaper than from_dlpack
         else:
             jax_actions = self._jax.numpy.from_dlpack(actions)  # stays on the GPU
-        self._key, self._carry, (reward, terminated, truncated, won) = self._step_fn(
-            self._key, self._carry, jax_actions
+        self._keys, self._carry, (reward, terminated, truncated, won) = self._step_fn(
+            self._keys, self._carry, jax_actions
         )
         _, _, obs, world_state, avail = self._carry
         t = self._to_torch
@@ -253,8 +286,9 @@ class SMAXVecEnv:
         return {"jaxmarl": version("jaxmarl"), "jax": self._jax.__version__, "smax_scenario": self.map_name}
 
 
-def make(cfg, n_envs: int, device) -> SMAXVecEnv:
+def make(cfg, n_envs: int, device, member_seeds: Sequence[int]) -> SMAXVecEnv:
+    """n_envs environments for each member (seeds `member_seeds`)."""
     return SMAXVecEnv(
-        cfg.map, n_envs, device, seed=cfg.seed, max_steps=cfg.smax_max_steps,
+        cfg.map, n_envs, device, member_seeds, max_steps=cfg.smax_max_steps,
         normalise_state=cfg.smax_normalise_state,
     )

@@ -1,9 +1,10 @@
 # Every expected run -> tidy scores, one status row per run, and the grid in marl-eval format.
+# Inputs: the finished runs' summary.json files and the markers of the pending population jobs.
 
 
 rule aggregate:
     input:
-        expected_summaries(),
+        run_targets(),
     output:
         scores=f"{RESULTS}/summary/scores.csv",
         runs=report(
@@ -23,7 +24,7 @@ rule aggregate:
 
 rule export:
     input:
-        expected_summaries(),
+        run_targets(),
     output:
         f"{RESULTS}/summary/marl_eval.json",
     log:

@@ -1,4 +1,4 @@
-"""Config validation, the expected grid and per-run lookups shared by every rule."""
+"""Config validation, the expected grid, the pending population jobs, per-job lookups."""
 
 import shlex
 import sys
@@ -34,7 +34,12 @@ SCRIPTS = Path(workflow.current_basedir).parent / "scripts"
 # config/smax_cpu.yaml keep their runs, figures and tables apart from the default grid's.
 RESULTS = config["results_dir"].rstrip("/")
 LOGS = "logs" if RESULTS == "results" else f"logs/{Path(RESULTS).name}"
-SUMMARY = f"{RESULTS}/runs/{{env}}/{{map}}/{{algo}}/seed{{seed}}/summary.json"
+RUN_DIR = f"{RESULTS}/runs/{{env}}/{{map}}/{{algo}}/seed{{seed}}"
+SUMMARY = f"{RUN_DIR}/summary.json"
+# One population job (rules/train.smk): its log, and the marker it writes once every member's
+# summary.json exists. `seeds` names the members, e.g. 0-4 or 0_3_7 or 0-4_10.
+TRAIN_LOG = f"{LOGS}/train/{{env}}/{{map}}/{{algo}}/seeds{{seeds}}.log"
+TRAIN_DONE = f"{LOGS}/train/{{env}}/{{map}}/{{algo}}/seeds{{seeds}}.done"
 DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 4000, "runtime": 60, "gpu": 0}
 
 
@@ -69,6 +74,12 @@ def _seeds_for(env):
             _fail(f"no seeds for env {env!r}; seeds has {sorted(seeds)}")
         return seeds[env]
     return seeds
+
+
+def seeds_per_job_of(env):
+    """Members of one population job: an integer for every env, or per env (absent envs: 1)."""
+    value = config["seeds_per_job"]
+    return value.get(env, 1) if isinstance(value, dict) else value
 
 
 def preset_of(algo):
@@ -138,22 +149,93 @@ wildcard_constraints:
     env="|".join(ENVS),
     map=r"[A-Za-z0-9_]+",
     algo="|".join(config["algos"]),
-    seed=r"\d+",
+    seeds=r"\d+(-\d+)?(_\d+(-\d+)?)*",
 
 
-def expected_summaries():
-    """Inputs of the aggregation: every run, or in figures_only mode the finished ones only."""
-    paths = [SUMMARY.format(**run) for run in RUNS]
-    if config["figures_only"]:
-        return [path for path in paths if Path(path).exists()]
-    return paths
+def seeds_token(seeds):
+    """Sorted seeds as a file-name token: [0, 1, 2, 3, 4, 10] -> "0-4_10"."""
+    parts, seeds = [], sorted(seeds)
+    start = previous = seeds[0]
+    for seed in seeds[1:] + [None]:
+        if seed is not None and seed == previous + 1:
+            previous = seed
+            continue
+        parts.append(str(start) if start == previous else f"{start}-{previous}")
+        start = previous = seed
+    return "_".join(parts)
+
+
+def seeds_of(token):
+    """The inverse of seeds_token: "0-4_10" -> [0, 1, 2, 3, 4, 10]."""
+    seeds = []
+    for part in token.split("_"):
+        first, _, last = part.partition("-")
+        seeds += range(int(first), int(last or first) + 1)
+    return seeds
+
+
+def _pending_jobs():
+    """The population jobs still to run: each cell's unfinished seeds, sorted, in chunks of
+    seeds_per_job. Finished runs (summary.json present) are in no job, so no job can touch them.
+    """
+    cells = {}
+    for run in RUNS:
+        if not Path(SUMMARY.format(**run)).exists():
+            cell = (run["env"], run["map"], run["algo"])
+            cells.setdefault(cell, []).append(run["seed"])
+    jobs = []
+    for (env, map_name, algo), seeds in cells.items():
+        size, seeds = seeds_per_job_of(env), sorted(seeds)
+        for first in range(0, len(seeds), size):
+            token = seeds_token(seeds[first : first + size])
+            jobs.append({"env": env, "map": map_name, "algo": algo, "seeds": token})
+    return jobs
+
+
+PENDING_JOBS = [] if config["figures_only"] else _pending_jobs()
+for _job in PENDING_JOBS:
+    # A pending job's marker can only be left from an earlier job with the same members, one
+    # of whose summary.json was deleted since (to retrain it): stale, or Snakemake would call
+    # the job done.
+    Path(TRAIN_DONE.format(**_job)).unlink(missing_ok=True)
+
+
+def run_targets():
+    """What the aggregation waits for: the finished runs' summary.json files and the markers of
+    the population jobs that train the rest (none in figures_only mode)."""
+    done = [SUMMARY.format(**run) for run in RUNS]
+    done = [path for path in done if Path(path).exists()]
+    return done + [TRAIN_DONE.format(**job) for job in PENDING_JOBS]
 
 
 def train_resource(wildcards, name):
+    """One population job's resources. train_resources describe one run; memory and runtime
+    grow by extra_mem_mb / extra_runtime (default: mem_mb / runtime) per member after the first.
+    """
     merged = dict(DEFAULT_RESOURCES)
     merged.update(config["train_resources"].get(wildcards.env, {}))
     merged.update(config["train_resources"].get(f"{wildcards.env}/{wildcards.map}", {}))
+    if name in ("mem_mb", "runtime"):
+        extra = merged.get(f"extra_{name}", merged[name])
+        return merged[name] + (len(seeds_of(wildcards.seeds)) - 1) * extra
     return merged[name]
+
+
+def _cell(wildcards):
+    return {"env": wildcards.env, "map": wildcards.map, "algo": wildcards.algo}
+
+
+def train_out(wildcards):
+    """The trainer's --out: the cell's run directory with {seed} left for the trainer to fill."""
+    return RUN_DIR.format(seed="{seed}", **_cell(wildcards))
+
+
+def train_members(wildcards):
+    """The members' summary.json files, checked (not declared as outputs) after the job."""
+    return [
+        SUMMARY.format(seed=seed, **_cell(wildcards))
+        for seed in seeds_of(wildcards.seeds)
+    ]
 
 
 def train_flags(wildcards):

@@ -1,0 +1,110 @@
+"""What a population buys: per-member training throughput against the number of members S.
+
+For each case (the m10 paper protocol with MAVEN and QMIX, SMAX 3m with QMIX) and each S, a
+population is built exactly as `python -m maven train --seeds 0-(S-1)` builds it, its replay
+buffers are filled, and then the real training iteration (rollout, z-policy, replay, update) is
+timed; evaluation is not. Printed per S: per-member env steps/s, learner ms per update (the
+update alone, on one sampled batch per member), and both as ratios to S = 1, measured side by
+side in one run.
+
+    python benchmarks/bench_population.py [--sizes 1 2 4 8 16 32 64] [--cases matrix-maven ...]
+                                          [--iterations 20] [--device cpu|cuda] [--threads 1]
+
+Short episodes early in training make env steps/s depend on the phase: every case is measured in
+the same phase (just after the buffers first hold a batch), so compare ratios, not absolutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import numpy as np
+
+from maven import threads
+
+CASES = {
+    "matrix-maven": {"env": "matrix", "map": "m10", "algo": "maven"},
+    "matrix-qmix": {"env": "matrix", "map": "m10", "algo": "qmix"},
+    "smax3m-qmix": {"env": "smax", "map": "3m", "algo": "qmix"},
+}
+
+
+def build(case: dict, S: int, device: str, out: str):
+    from maven.config import resolve
+    from maven.trainer import Trainer
+
+    cfgs = [resolve({**case, "preset": "paper", "seed": s, "device": device}, {}) for s in range(S)]
+    trainer = Trainer(cfgs, [f"{out}/seed{s}" for s in range(S)], progress=False)
+    trainer._build([(c, None, "new") for c in cfgs])
+    trainer.started = time.perf_counter()
+    return trainer
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def measure(case: dict, S: int, iterations: int, device: str) -> dict:
+    import torch
+
+    with tempfile.TemporaryDirectory() as out:
+        trainer = build(case, S, device, out)
+        running = np.ones(S, bool)
+        while not bool(trainer.buffer.can_sample(trainer.cfg.batch_size).all()):  # fill the buffers
+            trainer._train_iteration(running)
+            trainer.episode += trainer.cfg.batch_size_run
+        for _ in range(3):  # warm-up (allocations, JAX and vmap first calls)
+            trainer._train_iteration(running)
+        sync(device)
+        steps_before, start = trainer.t_env.copy(), time.perf_counter()
+        for _ in range(iterations):
+            trainer._train_iteration(running)
+            trainer.episode += trainer.cfg.batch_size_run
+        sync(device)
+        seconds = time.perf_counter() - start
+        steps = float((trainer.t_env - steps_before).mean())
+        everyone = torch.ones(S, dtype=torch.bool, device=trainer.device)
+        batch = trainer.buffer.sample(trainer.cfg.batch_size, everyone)
+        episodes = torch.as_tensor(trainer.episode)
+        trainer.learner.update(batch, episodes, everyone)
+        sync(device)
+        start = time.perf_counter()
+        reps = 5
+        for _ in range(reps):
+            trainer.learner.update(batch, episodes, everyone)
+        sync(device)
+        update_ms = (time.perf_counter() - start) / reps * 1000
+        trainer.env.close()
+    return {"steps_per_s": steps / seconds, "update_ms": update_ms, "batch_steps": batch.reward.shape[2]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--iterations", type=int, default=20, help="timed training iterations per size")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of torch and XLA (default 1)")
+    args = parser.parse_args()
+    chosen = threads.configure(args.threads)
+    print(f"device {args.device}, torch threads {chosen['torch_threads']}, {args.iterations} iterations per size")
+    for name in args.cases:
+        print(f"\n{name} (paper preset)")
+        print(f"{'S':>4} {'member env steps/s':>19} {'x S=1':>7} {'learner ms/update':>18} "
+              f"{'ms/member':>10} {'x S=1':>7} {'T':>4}")
+        base = None
+        for S in args.sizes:
+            r = measure(CASES[name], S, args.iterations, args.device)
+            per_member_ms = r["update_ms"] / S
+            base = base or (r["steps_per_s"], per_member_ms)
+            print(f"{S:>4} {r['steps_per_s']:>19.0f} {r['steps_per_s'] / base[0]:>7.2f} {r['update_ms']:>18.1f} "
+                  f"{per_member_ms:>10.2f} {base[1] / per_member_ms:>7.2f} {r['batch_steps']:>4}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
