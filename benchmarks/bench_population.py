@@ -3,7 +3,7 @@
 For each case (the m10 paper protocol with MAVEN and QMIX, SMAX 3m with QMIX) and each S, a
 population is built exactly as `python -m maven train --seeds 0-(S-1)` builds it, its replay
 buffers are filled, and then the real training iteration (rollout, z-policy, replay, update) is
-timed; evaluation is not. Printed per S: per-member env steps/s, learner ms per update (the
+timed; evaluation is not. Printed per S: per-env steps/s (all), learner ms per update (the
 update alone, on one sampled batch per member), and both as ratios to S = 1, measured side by
 side in one run.
 
@@ -67,7 +67,7 @@ def measure(case: dict, S: int, iterations: int, device: str) -> dict:
             trainer.episode += trainer.cfg.batch_size_run
         sync(device)
         seconds = time.perf_counter() - start
-        steps = float((trainer.t_env - steps_before).mean())
+        steps = float((trainer.t_env - steps_before).sum())  # all members together
         everyone = torch.ones(S, dtype=torch.bool, device=trainer.device)
         batch = trainer.buffer.sample(trainer.cfg.batch_size, everyone)
         episodes = torch.as_tensor(trainer.episode)
@@ -95,7 +95,7 @@ def main() -> None:
     print(f"device {args.device}, torch threads {chosen['torch_threads']}, {args.iterations} iterations per size")
     for name in args.cases:
         print(f"\n{name} (paper preset)")
-        print(f"{'S':>4} {'member env steps/s':>19} {'x S=1':>7} {'learner ms/update':>18} "
+        print(f"{'S':>4} {'env steps/s (all)':>19} {'x S=1':>7} {'learner ms/update':>18} "
               f"{'ms/member':>10} {'x S=1':>7} {'T':>4}")
         base = None
         for S in args.sizes:

@@ -43,14 +43,16 @@ def test_default_grid_dry_run_job_counts(tmp_path):
     # a fresh working directory: the repository's own results/ holds finished runs
     result = snakemake(*LOCAL, "-n", workdir=tmp_path)
     assert result.returncode == 0, result.stderr
-    # one population job per cell (seeds_per_job 5): matrix m10 5 seeds, smax 3m 3 seeds, x 5 algos
-    assert job_counts(result.stdout) == {"train": 10, "aggregate": 1, "export": 1, "figures": 1,
-                                         "milestones": 2, "tables": 1, "default": 1}
+    # one population job per cell (seeds_per_job 5): matrix m10 5 seeds x 5 algos
+    assert job_counts(result.stdout) == {"train": 5, "aggregate": 1, "export": 1, "figures": 1,
+                                         "milestones": 1, "tables": 1, "default": 1}
     train = train_jobs(result.stdout)
     qmix = train["env=matrix, map=m10, algo=qmix, seeds=0-4"]
     assert "--seeds 0-4 --out 'results/runs/matrix/m10/qmix/seed{seed}' --threads 1" in qmix
-    assert "mem_mb=10000" in qmix and "runtime=300" in qmix  # 5 members x (2000 MB, 60 min)
-    vdn = train["env=smax, map=3m, algo=vdn, seeds=0-2"]
+    assert "mem_mb=2800" in qmix and "runtime=180" in qmix  # 2000 MB + 4 x 200, 60 min + 4 x 30
+    with_smax = snakemake(*LOCAL, "-n", "--config", "envs=[matrix,smax]", workdir=tmp_path)
+    assert job_counts(with_smax.stdout)["train"] == 10  # smax 3m, 3 seeds, one population per algo
+    vdn = train_jobs(with_smax.stdout)["env=smax, map=3m, algo=vdn, seeds=0-2"]
     assert "--seeds 0-2" in vdn and "--threads 2" in vdn and "OMP_NUM_THREADS=2" in vdn
 
 
@@ -60,7 +62,7 @@ def test_default_grid_dry_run_job_counts(tmp_path):
     ("{smax: 2}", {"matrix": ["0-4"], "smax": ["0-1", "2"]}),  # merges into config.yaml's {matrix: 5, smax: 5}
 ])
 def test_seeds_per_job_groups_each_cell_into_ceil_seeds_over_size_jobs(per_job, expected, tmp_path):
-    result = snakemake(*LOCAL, "-n", "--config", f"seeds_per_job={per_job}", workdir=tmp_path)
+    result = snakemake(*LOCAL, "-n", "--config", f"seeds_per_job={per_job}", "envs=[matrix,smax]", workdir=tmp_path)
     assert result.returncode == 0, result.stderr
     train = train_jobs(result.stdout)
     assert job_counts(result.stdout)["train"] == 5 * (len(expected["matrix"]) + len(expected["smax"]))
