@@ -42,6 +42,8 @@ lint: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --lint
 
 bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_population.py
+	$(BIN)/python benchmarks/population_vs_single.py
 	$(BIN)/python benchmarks/bench_learner.py
 	$(BIN)/python benchmarks/bench_smax.py
 	$(BIN)/python benchmarks/bench_train.py

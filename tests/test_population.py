@@ -136,3 +136,12 @@ def test_target_networks_refresh_per_member_on_their_own_episode_counters():
     assert_trees_equal(member(learner.target_params["agent"], 0), member(learner.params["agent"], 0))
     assert not torch.equal(learner.target_params["agent"]["fc1.weight"][1], learner.params["agent"]["fc1.weight"][1])
     assert learner.last_target_update_episode.tolist() == [10, 0]
+
+
+def test_a_population_too_large_for_memory_is_a_one_line_error_before_allocating():
+    from maven.errors import UserError
+    from maven.replay import ReplayBuffer
+
+    _, env, _ = make_learner("qmix", [0])
+    with pytest.raises(UserError, match=r"64 members x buffer_size 100000000 episodes need .* GiB"):
+        ReplayBuffer(100_000_000, env.info, 64, "cpu", list(range(64)))

@@ -143,3 +143,31 @@ def test_a_population_skips_finished_members_and_resumes_the_rest(tmp_path, caps
     assert summaries[0] is None and summaries[1]["seed"] == 1
     assert "finished already" in capsys.readouterr().out
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "seed0").iterdir()} == before
+
+
+def test_an_unreadable_newest_checkpoint_is_set_aside_and_the_run_resumes_from_an_older_one(
+        tmp_path, monkeypatch, capsys):
+    whole = tmp_path / "whole"
+    Trainer(config(t_max=2200), whole).run()
+    original_save = Trainer.save_checkpoint
+    calls = {"n": 0}
+
+    def save_then_die(self, k):
+        original_save(self, k)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Killed
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        Trainer(config(t_max=2200), tmp_path / "split").run()
+    monkeypatch.setattr(Trainer, "save_checkpoint", original_save)
+    checkpoints = sorted((tmp_path / "split" / "checkpoints").glob("step_*.pt"), key=lambda p: int(p.stem[5:]))
+    assert len(checkpoints) == 2
+    newest = checkpoints[-1]
+    newest.write_bytes(newest.read_bytes()[:100])  # a write cut short by a crash
+    Trainer(config(t_max=2200), tmp_path / "split").run()
+    err = capsys.readouterr()
+    assert f"{newest.name} cannot be read" in err.err and f"resuming from {checkpoints[0].name}" in err.out
+    assert (newest.parent / f"{newest.name}.unreadable").exists()
+    assert read_eval(tmp_path / "split") == read_eval(whole)  # resumed exactly from the older one
