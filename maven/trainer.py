@@ -4,9 +4,14 @@ population of one; there is no other trainer.
 
 Each iteration, in PyMARL's order: rollout -> z-policy -> replay -> update -> target sync ->
 greedy evaluation -> log -> checkpoint. Members step their episodes together, but each keeps its
-own counters (env steps, episodes, last test, last checkpoint), so its epsilon, tests,
-checkpoints and end follow its own counter exactly as its single run would, and each member
-writes its own run directory (rundir.py) and its own checkpoints.
+own counters (env steps, episodes, last test), so its epsilon, tests and end follow its own
+counter exactly as its single run would, and each member writes its own run directory
+(rundir.py) and its own checkpoints.
+
+Checkpoints are the one thing members do together: when any member is due one (by its own
+counter), every running member writes one. Members' batches share one padded length (replay.py),
+so a member's arithmetic can depend in its last bits on where the others are; resuming all of
+them from the same iteration makes a killed population resume exactly.
 """
 
 from __future__ import annotations
@@ -31,6 +36,12 @@ from maven.streams import Streams
 
 LOSS_COLUMNS = ["epsilon", "td_loss", "grad_norm", "mi_loss", "z_policy_entropy", "crashed_episodes"]
 LOGGED_STATS = ("td_loss", "grad_norm", "mi_loss", "z_policy_entropy")
+
+
+def _iteration_of(checkpoint: Path) -> int | None:
+    """The population round a checkpoint belongs to (step_<t_env>_it<round>.pt)."""
+    parts = checkpoint.stem.split("_it")
+    return int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -106,6 +117,7 @@ class Trainer:
         self.buffer = ReplayBuffer(cfg.buffer_size, self.info, S, self.device, seeds)
         self.action_streams = ActionStreams(seeds, self.device)
         self.env_seeds = Streams(seeds, "env_seed", self.device)  # the seed of every rollout's reset
+        self.iteration = 0  # the population's training iterations (names checkpoint rounds)
         self.t_env = np.zeros(S, np.int64)
         self.episode = np.zeros(S, np.int64)
         self.last_test_t = np.full(S, -cfg.test_interval - 1, np.int64)
@@ -137,10 +149,11 @@ class Trainer:
             "crashed_episodes": int(self.crashed_episodes[k]), "rows": member.rows,
             "metric_steps": member.metric_steps, "wall_time_s": self.wall_time(k),
             "last_stats": {name: float(v[k]) for name, v in self.last_stats.items()},
+            "iteration": self.iteration,
         }
         run_dir = member.run_dir
         run_dir.checkpoints.mkdir(exist_ok=True)
-        path = run_dir.checkpoints / f"step_{self.t_env[k]}.pt"
+        path = run_dir.checkpoints / f"step_{self.t_env[k]}_it{self.iteration}.pt"
         tmp = path.with_suffix(".tmp")
         with open(tmp, "wb") as f:
             torch.save(state, f)
@@ -151,11 +164,24 @@ class Trainer:
         for old in run_dir.list_checkpoints()[: -self.cfg.checkpoints_kept]:
             old.unlink()
 
-    def _load_newest_checkpoint(self, k: int) -> bool:
-        """Resume member k from its newest readable checkpoint; one that cannot be read is renamed
-        aside with a warning. False when there is none (the member starts over)."""
+    def _resume(self, resuming: list[int]) -> set[int]:
+        """Load the resuming members' checkpoints, from the newest round they all have when there
+        is one (so the population resumes exactly, see the module docstring), else each from its
+        newest readable one. Returns the members that found one."""
+        rounds = [{_iteration_of(p) for p in self.members[k].run_dir.list_checkpoints()} for k in resuming]
+        common = set.intersection(*rounds) - {None} if rounds else set()
+        prefer = max(common) if common else None
+        loaded = {k for k in resuming if self._load_checkpoint_of(k, prefer)}
+        if loaded:
+            self.iteration = max(self.iteration_of_member[k] for k in loaded)
+        return loaded
+
+    def _load_checkpoint_of(self, k: int, prefer: int | None) -> bool:
+        """Resume member k from its checkpoint of round `prefer`, else its newest readable one;
+        one that cannot be read is renamed aside with a warning. False when there is none."""
         run_dir = self.members[k].run_dir
-        for path in reversed(run_dir.list_checkpoints()):
+        newest_first = list(reversed(run_dir.list_checkpoints()))
+        for path in sorted(newest_first, key=lambda p: _iteration_of(p) != prefer):  # stable: preferred first
             try:
                 state = torch.load(path, map_location="cpu", weights_only=False)
                 self._load_checkpoint(k, state)
@@ -165,6 +191,7 @@ class Trainer:
                 print(f"warning: {path} cannot be read ({type(err).__name__}); renamed to {aside.name}",
                       file=sys.stderr, flush=True)
                 continue
+            self.iteration_of_member[k] = state.get("iteration", 0)
             print(f"{run_dir.path}: resuming from {path.name} (t_env={self.t_env[k]})", flush=True)
             return True
         return False
@@ -263,9 +290,10 @@ class Trainer:
         cfg = self.cfg
         self._build(pending)
         self.started = time.perf_counter()
+        self.iteration_of_member: dict[int, int] = {}
+        resumed = self._resume([k for k, (_, _, status) in enumerate(pending) if status == "resume"])
         for k, (member_cfg, run_dir, status) in enumerate(pending):
-            resumed = status == "resume" and self._load_newest_checkpoint(k)
-            if resumed:
+            if k in resumed:
                 self._write_logs(k)  # drop rows logged after the checkpoint
             else:
                 if status == "resume":
@@ -279,12 +307,14 @@ class Trainer:
         try:
             while running.any():
                 self._train_iteration(running)
+                self.iteration += 1
                 due = running & (self.t_env - self.last_test_t >= cfg.test_interval)
                 if due.any():
                     self.evaluate(due)
                 self.episode += np.where(running, cfg.batch_size_run, 0)
-                for k in np.flatnonzero(running & (self.t_env - self.last_checkpoint_t >= cfg.checkpoint_interval)):
-                    self.save_checkpoint(k)
+                if (running & (self.t_env - self.last_checkpoint_t >= cfg.checkpoint_interval)).any():
+                    for k in np.flatnonzero(running):  # all together: see the module docstring
+                        self.save_checkpoint(k)
                 ending = running & (self.t_env > cfg.t_max)
                 if ending.any():
                     self._finish(ending, summaries)

@@ -60,16 +60,18 @@ class Killed(Exception):
 
 @pytest.mark.parametrize("algo", ["maven", "qmix"])
 def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, algo, monkeypatch):
-    whole = Trainer(config(algo, t_max=2200), tmp_path / "whole")
-    whole.run()
+    """A two-member population killed after a checkpoint resumes each member exactly."""
+    def members(name):
+        return [config(algo, t_max=2200, seed=s) for s in (3, 4)], [tmp_path / name / f"s{s}" for s in (3, 4)]
 
+    Trainer(*members("whole")).run()
     original_save = Trainer.save_checkpoint
     calls = {"n": 0}
 
     def save_then_die(self, k):
         original_save(self, k)
         calls["n"] += 1
-        if calls["n"] == 2:  # after the second checkpoint, train a little more, then die
+        if calls["n"] == 3:  # after the third checkpoint (of either member), train a little more, then die
             running = np.ones(self.n_members, bool)
             self._train_iteration(running)
             self.evaluate(running)
@@ -77,17 +79,18 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, algo, monkeypatc
 
     monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die)
     with pytest.raises(Killed):
-        Trainer(config(algo, t_max=2200), tmp_path / "split").run()
-    assert not (tmp_path / "split" / "summary.json").exists()
+        Trainer(*members("split")).run()
+    assert not (tmp_path / "split" / "s3" / "summary.json").exists()
     monkeypatch.setattr(Trainer, "save_checkpoint", original_save)
-    resumed = Trainer(config(algo, t_max=2200), tmp_path / "split")
-    resumed.run()
-    assert read_eval(tmp_path / "split") == read_eval(tmp_path / "whole")
-    final_a = torch.load(tmp_path / "whole" / "checkpoints" / "final.pt", weights_only=False)
-    final_b = torch.load(tmp_path / "split" / "checkpoints" / "final.pt", weights_only=False)
-    for group in ("params", "target_params"):
-        for name, tensor in flatten(final_a[group]).items():
-            assert torch.equal(tensor, flatten(final_b[group])[name]), (group, name)
+    Trainer(*members("split")).run()
+    for s in (3, 4):
+        whole, split = tmp_path / "whole" / f"s{s}", tmp_path / "split" / f"s{s}"
+        assert read_eval(split) == read_eval(whole)
+        final_a = torch.load(whole / "checkpoints" / "final.pt", weights_only=False)
+        final_b = torch.load(split / "checkpoints" / "final.pt", weights_only=False)
+        for group in ("params", "target_params"):
+            for name, tensor in flatten(final_a[group]).items():
+                assert torch.equal(tensor, flatten(final_b[group])[name]), (group, name)
 
 
 def flatten(tree, prefix=""):
@@ -162,7 +165,7 @@ def test_an_unreadable_newest_checkpoint_is_set_aside_and_the_run_resumes_from_a
     with pytest.raises(Killed):
         Trainer(config(t_max=2200), tmp_path / "split").run()
     monkeypatch.setattr(Trainer, "save_checkpoint", original_save)
-    checkpoints = sorted((tmp_path / "split" / "checkpoints").glob("step_*.pt"), key=lambda p: int(p.stem[5:]))
+    checkpoints = sorted((tmp_path / "split" / "checkpoints").glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
     assert len(checkpoints) == 2
     newest = checkpoints[-1]
     newest.write_bytes(newest.read_bytes()[:100])  # a write cut short by a crash
