@@ -3,9 +3,10 @@
 For each case (the m10 paper protocol with MAVEN and QMIX, SMAX 3m with QMIX) and each S, a
 population is built exactly as `python -m maven train --seeds 0-(S-1)` builds it, its replay
 buffers are filled, and then the real training iteration (rollout, z-policy, replay, update) is
-timed; evaluation is not. Printed per S: per-env steps/s (all), learner ms per update (the
-update alone, on one sampled batch per member), and both as ratios to S = 1, measured side by
-side in one run.
+timed; evaluation is not. Printed per S: env steps/s of all members together (what one core
+delivers to the grid), learner ms per update for the population and per member (the update
+alone, on one sampled batch per member), both as ratios to S = 1, measured side by side in one
+run. T is the sampled batch's padded length.
 
     python benchmarks/bench_population.py [--sizes 1 2 4 8 16 32 64] [--cases matrix-maven ...]
                                           [--iterations 20] [--device cpu|cuda] [--threads 1]

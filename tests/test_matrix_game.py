@@ -52,3 +52,13 @@ def test_good_branches_four_pays_on_every_branch():
     two = MatrixGame(2, n_envs=2, good_branches=2)
     rewards, _ = play(two, [[[0, 1], [1, 0]], [[0, 1], [1, 0]]])
     assert torch.tensor(rewards).sum(0).tolist() == [0.0, 0.0]
+
+
+def test_the_optimum_is_defined_once_and_m1_pays_at_most_one():
+    from maven.analysis.aggregate import optimum
+
+    game = MatrixGame(1, n_envs=4)
+    game.reset()
+    rewards = game.step(torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]])).reward
+    assert rewards.max().item() == optimal_return("m1") == optimum("matrix", "m1") == 1.0
+    assert optimum("matrix", "m10") == optimal_return("m10") == 13.0
