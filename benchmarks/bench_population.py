@@ -32,12 +32,14 @@ CASES = {
 }
 
 
-def build(case: dict, S: int, device: str, out: str):
+def build(case: dict, seeds: list[int], device: str, out: str):
+    """A population as `python -m maven train --seeds ...` builds it, ready to iterate (no run
+    directories are written)."""
     from maven.config import resolve
     from maven.trainer import Trainer
 
-    cfgs = [resolve({**case, "preset": "paper", "seed": s, "device": device}, {}) for s in range(S)]
-    trainer = Trainer(cfgs, [f"{out}/seed{s}" for s in range(S)], progress=False)
+    cfgs = [resolve({**case, "preset": "paper", "seed": s, "device": device}, {}) for s in seeds]
+    trainer = Trainer(cfgs, [f"{out}/seed{s}" for s in seeds], progress=False)
     trainer._build([(c, None, "new") for c in cfgs])
     trainer.started = time.perf_counter()
     return trainer
@@ -54,7 +56,7 @@ def measure(case: dict, S: int, iterations: int, device: str) -> dict:
     import torch
 
     with tempfile.TemporaryDirectory() as out:
-        trainer = build(case, S, device, out)
+        trainer = build(case, list(range(S)), device, out)
         running = np.ones(S, bool)
         while not bool(trainer.buffer.can_sample(trainer.cfg.batch_size).all()):  # fill the buffers
             trainer._train_iteration(running)

@@ -15,21 +15,16 @@ import argparse
 import tempfile
 
 import numpy as np
+from bench_population import build
 
 from maven import threads
 from maven.members import leaves, tree_map
 
 
 def train(algo: str, seeds: list[int], updates: int):
-    """Run training iterations until every member made `updates` gradient steps -> (trainer, steps)."""
-    from maven.config import resolve
-    from maven.trainer import Trainer
-
-    cfgs = [resolve({"env": "matrix", "map": "m10", "algo": algo, "seed": s}, {}) for s in seeds]
+    """Run training iterations until every member made `updates` gradient steps -> the trainer."""
     with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(cfgs, [f"{out}/{s}" for s in seeds], progress=False)
-        trainer._build([(c, None, "new") for c in cfgs])
-        trainer.started = 0.0
+        trainer = build({"env": "matrix", "map": "m10", "algo": algo}, seeds, "cpu", out)
         running = np.ones(len(seeds), bool)
         while int(trainer.learner.updates.min()) < updates:
             trainer._train_iteration(running & (trainer.learner.updates.numpy() < updates))

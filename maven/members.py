@@ -61,10 +61,15 @@ def load_member_slice(tree, k: int, values) -> None:
     tree_map(put, tree, values)
 
 
+def _expand(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A per-member [S] tensor shaped to broadcast over x [S, ...]."""
+    return mask.view(-1, *([1] * (x.dim() - 1)))
+
+
 def masked_assign(tree, new, mask: torch.Tensor) -> None:
     """tree[k] = new[k] for every member k with mask[k], in place."""
     def put(x, y):
-        x.copy_(torch.where(mask.view(-1, *([1] * (x.dim() - 1))), y, x))
+        x.copy_(torch.where(_expand(mask, x), y, x))
     tree_map(put, tree, new)
 
 
@@ -74,11 +79,7 @@ def clip_grad_norm(grads: Tree, max_norm: float) -> tuple[Tree, torch.Tensor]:
     per_tensor = torch.stack([g.flatten(1).norm(dim=1) for g in leaves(grads)])  # [P, S]
     total = per_tensor.norm(dim=0)  # [S]
     scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
-    return tree_map(lambda g: g * scale.view(-1, *([1] * (g.dim() - 1))), grads), total
-
-
-def _expand(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return mask.view(-1, *([1] * (x.dim() - 1)))
+    return tree_map(lambda g: g * _expand(scale, g), grads), total
 
 
 class RMSprop:

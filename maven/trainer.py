@@ -93,15 +93,12 @@ class Trainer:
         pending = []
         for cfg, out in zip(self.cfgs, self.outs):
             run_dir = RunDir(out)
-            status = run_dir.claim(self._recorded(cfg))
+            status = run_dir.claim(cfg.to_dict())
             if status == "finished":
                 print(f"{run_dir.path}: finished already (summary.json exists); nothing to do", flush=True)
             else:
                 pending.append((cfg, run_dir, status))
         return pending
-
-    def _recorded(self, cfg: TrainConfig) -> dict:
-        return cfg.to_dict()
 
     def _build(self, pending) -> None:
         cfg = self.cfg
@@ -298,7 +295,7 @@ class Trainer:
             else:
                 if status == "resume":
                     print(f"{run_dir.path}: no readable checkpoint; starting over", flush=True)
-                run_dir.write_config(self._recorded(member_cfg), str(self.device), self.env.metadata(),
+                run_dir.write_config(member_cfg.to_dict(), str(self.device), self.env.metadata(),
                                      self._population_record())
         summaries: dict[int, dict] = {}
         running = self.t_env <= cfg.t_max
@@ -349,8 +346,7 @@ class Trainer:
         epsilon = torch.as_tensor(epsilon_at(self.t_env, cfg), dtype=torch.float32, device=self.device)
         batch, stats = rollout(self.env, self.learner, cfg, self.action_streams, self._reset_seeds(running),
                                epsilon, mask)
-        lengths = stats.lengths.sum(1).cpu().numpy()
-        crashed = stats.crashed.sum(1).cpu().numpy()
+        lengths, crashed = torch.stack([stats.lengths.sum(1), stats.crashed.sum(1)]).cpu().numpy()  # one transfer
         self.t_env += np.where(running, lengths, 0)
         self.crashed_episodes += np.where(running, crashed, 0)
         kept = stats.kept & mask.unsqueeze(1)  # [S, B]
