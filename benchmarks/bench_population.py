@@ -6,7 +6,9 @@ buffers are filled, and then the real training iteration (rollout, z-policy, rep
 timed; evaluation is not. Printed per S: env steps/s of all members together (what one core
 delivers to the grid), learner ms per update for the population and per member (the update
 alone, on one sampled batch per member), both as ratios to S = 1, measured side by side in one
-run. T is the sampled batch's padded length.
+run. T is the sampled batch's padded length. GFLOP/s is the update's matrix-product arithmetic
+(torch's FlopCounterMode) per second: against what one core reaches on a large matrix product
+it shows how much of the update is arithmetic and how much everything else.
 
     python benchmarks/bench_population.py [--sizes 1 2 4 8 16 32 64] [--cases matrix-maven ...]
                                           [--iterations 20] [--device cpu|cuda] [--threads 1]
@@ -23,7 +25,7 @@ import time
 
 import numpy as np
 
-from maven import threads
+from maven import allocator, threads
 
 CASES = {
     "matrix-maven": {"env": "matrix", "map": "m10", "algo": "maven"},
@@ -74,7 +76,10 @@ def measure(case: dict, S: int, iterations: int, device: str) -> dict:
         everyone = torch.ones(S, dtype=torch.bool, device=trainer.device)
         batch = trainer.buffer.sample(trainer.cfg.batch_size, everyone)
         episodes = torch.as_tensor(trainer.episode)
-        trainer.learner.update(batch, episodes, everyone)
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:  # matrix products only: the arithmetic floor
+            trainer.learner.update(batch, episodes, everyone)
         sync(device)
         start = time.perf_counter()
         reps = 5
@@ -83,7 +88,22 @@ def measure(case: dict, S: int, iterations: int, device: str) -> dict:
         sync(device)
         update_ms = (time.perf_counter() - start) / reps * 1000
         trainer.env.close()
-    return {"steps_per_s": steps / seconds, "update_ms": update_ms, "batch_steps": batch.reward.shape[2]}
+    return {"steps_per_s": steps / seconds, "update_ms": update_ms, "batch_steps": batch.reward.shape[2],
+            "gflop": counter.get_total_flops() / 1e9}
+
+
+def peak_gflops(device: str) -> float:
+    """What this device reaches on one large float32 matrix product (the roofline's ceiling)."""
+    import torch
+
+    a = torch.randn(1024, 1024, device=device)
+    a @ a
+    sync(device)
+    start, reps = time.perf_counter(), 10
+    for _ in range(reps):
+        a @ a
+    sync(device)
+    return 2 * 1024 ** 3 * reps / (time.perf_counter() - start) / 1e9
 
 
 def main() -> None:
@@ -95,18 +115,22 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of torch and XLA (default 1)")
     args = parser.parse_args()
     chosen = threads.configure(args.threads)
-    print(f"device {args.device}, torch threads {chosen['torch_threads']}, {args.iterations} iterations per size")
+    heap = allocator.configure()  # as `python -m maven train` does
+    print(f"device {args.device}, torch threads {chosen['torch_threads']}, allocator {heap}, "
+          f"{args.iterations} iterations per size; a 1024x1024 matrix product runs at "
+          f"{peak_gflops(args.device):.0f} GFLOP/s")
     for name in args.cases:
         print(f"\n{name} (paper preset)")
         print(f"{'S':>4} {'env steps/s (all)':>19} {'x S=1':>7} {'learner ms/update':>18} "
-              f"{'ms/member':>10} {'x S=1':>7} {'T':>4}")
+              f"{'ms/member':>10} {'x S=1':>7} {'T':>4} {'GFLOP/s':>8}")
         base = None
         for S in args.sizes:
             r = measure(CASES[name], S, args.iterations, args.device)
             per_member_ms = r["update_ms"] / S
             base = base or (r["steps_per_s"], per_member_ms)
             print(f"{S:>4} {r['steps_per_s']:>19.0f} {r['steps_per_s'] / base[0]:>7.2f} {r['update_ms']:>18.1f} "
-                  f"{per_member_ms:>10.2f} {base[1] / per_member_ms:>7.2f} {r['batch_steps']:>4}", flush=True)
+                  f"{per_member_ms:>10.2f} {base[1] / per_member_ms:>7.2f} {r['batch_steps']:>4} "
+                  f"{r['gflop'] / (r['update_ms'] / 1000):>8.1f}", flush=True)
 
 
 if __name__ == "__main__":
