@@ -15,6 +15,8 @@
 
 
 rule train:
+    wildcard_constraints:
+        algo="|".join(PORT_ALGOS) or "(?!)",
     output:
         TRAIN_DONE,
     log:
@@ -43,6 +45,6 @@ rule train:
         ' intra_op_parallelism_threads={threads}"'
         " {params.python} {params.gpu_slot} --gpus {resources.gpu} --lock-dir {params.lock_dir} --"
         " {params.python} -m maven train --env {wildcards.env} --map {wildcards.map}"
-        " --algo {wildcards.algo} --seeds {params.seeds} --out '{params.out}' --threads {threads}"
+        " --seeds {params.seeds} --out '{params.out}' --threads {threads}"
         " {params.flags} >> {log} 2>&1"
         " && ls {params.members} > {output}"
