@@ -137,7 +137,8 @@ def plot_profiles(taus: np.ndarray, profiles: dict, profile_cis: dict, palette: 
 
 def plot_improvement(points: dict, intervals: dict, palette: dict) -> plt.Figure:
     """P(MAVEN > baseline) per pair "maven,<baseline>", each bar in its baseline's colour."""
-    relabel = {pair: ",".join(_label(a) for a in pair.split(",")) for pair in points}
+    # rliable splits each pair at its comma, so a comma inside a label becomes a semicolon
+    relabel = {pair: ",".join(_label(a).replace(",", ";") for a in pair.split(",")) for pair in points}
     ax = plot_utils.plot_probability_of_improvement(
         {relabel[p]: v for p, v in points.items()}, {relabel[p]: v for p, v in intervals.items()},
         colors=[palette[p.split(",")[1]] for p in points],  # rliable indexes these by position

@@ -71,8 +71,8 @@ def improvement_table(scores: pd.DataFrame, metric: str, references: list[str], 
                                                                      algo, reps, seed)
                 pair = f"{algo},{ref}"
                 rows.append({"env": env, "map": map_name, "algo": algo, "reference": ref, "metric": metric,
-                             "p_improvement": float(points[pair]), "ci_low": float(intervals[pair][0]),
-                             "ci_high": float(intervals[pair][1])})
+                             "p_improvement": float(np.ravel(points[pair])[0]), "ci_low": float(np.ravel(intervals[pair])[0]),
+                             "ci_high": float(np.ravel(intervals[pair])[1])})
     return pd.DataFrame(rows)
 
 
