@@ -5,6 +5,7 @@ metrics side by side with variant labels."""
 from __future__ import annotations
 
 import json
+import math
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -75,11 +76,7 @@ def test_outcome_table_counts_seeds_reaching_13_per_metric(grid):
     assert row.loc[("maven", "return_mean"), ["ci_low", "ci_high"]].tolist() == pytest.approx([low, high])
     assert row.loc[("maven", "return_mean"), "fisher_p_vs_qmix"] == pytest.approx(outcomes.fisher_p(3, 4, 0, 4))
     assert row.loc[("qmix_k1", "return_mean"), "fisher_p_vs_maven"] == pytest.approx(outcomes.fisher_p(1, 4, 3, 4))
-    assert pd_isna(row.loc[("maven", "return_mean"), "fisher_p_vs_maven"])
-
-
-def pd_isna(value):
-    return value != value
+    assert math.isnan(row.loc[("maven", "return_mean"), "fisher_p_vs_maven"])
 
 
 def test_outcomes_command_writes_markdown_with_labels_medians_and_improvement(grid):

@@ -101,7 +101,7 @@ def plot_curves(gridded: pd.DataFrame, env: str, palette: dict, metrics: list[st
             ax.set_xlabel("env steps")
             ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
         axes[row, 0].set_ylabel(YLABEL.get(env, "score") if metrics[0].startswith("score") else metrics[0])
-    handles, labels = {}, {}
+    handles = {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)

@@ -90,8 +90,8 @@ def to_markdown(success: pd.DataFrame, at_steps: dict[str, pd.DataFrame], improv
         return labels.get(algo, algo)
 
     lines = [f"## Seeds whose final value reaches {target:g}", "",
-             "Share with its exact binomial (Clopper–Pearson) 95% CI; Fisher's exact test (two-sided) "
-             "of the reached/not counts against each reference.", ""]
+             ("Share with its exact binomial (Clopper–Pearson) 95% CI; Fisher's exact test (two-sided) "
+              "of the reached/not counts against each reference."), ""]
     header = ["map", "entry", "metric", "reached / n", "share [95% CI]"] + [f"p vs {name(r)}" for r in references]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in success.to_dict("records"):

@@ -41,8 +41,8 @@ EDITS = [
      "    _config = _plain(_config)\n    _config['env_args']['seed'] = _config[\"seed\"]\n", 1,
      "mutate the plain copy, not sacred's read-only one"),
     ("envs/__init__.py", "from .starcraft2 import StarCraft2Env\n",
-     "try:\n    from .starcraft2 import StarCraft2Env\nexcept ImportError:  # pysc2 absent: matrix game only\n"
-     "    StarCraft2Env = None\n", 1, "StarCraft II's import needs pysc2"),
+     ("try:\n    from .starcraft2 import StarCraft2Env\nexcept ImportError:  # pysc2 absent: matrix game only\n"
+      "    StarCraft2Env = None\n"), 1, "StarCraft II's import needs pysc2"),
     ("learners/noise_q_learner.py", "mac_out[avail_actions == 0] = -9999999",
      "mac_out = mac_out.masked_fill(avail_actions == 0, -9999999)", 2,
      "current autograd rejects masking in place a tensor gather saved for backward"),

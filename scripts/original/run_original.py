@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import compat  # noqa: E402
+import compat
 
-from maven.analysis.original_logs import convert  # noqa: E402
-from maven.errors import UserError  # noqa: E402
+from maven.analysis.original_logs import convert
+from maven.errors import UserError
 
 COMMIT = "be975c5f80c74a17674d6b74905f15c8dc7175bf"
 URL = "https://github.com/AnujMahajanOxf/MAVEN.git"
@@ -78,7 +78,7 @@ def command(python: str, algo: str, seed: int, t_max: int | None) -> list[str]:
 def versions(python: str) -> dict:
     probe = ("import json, platform, torch, sacred, numpy; print(json.dumps({'python': platform.python_version(),"
              " 'torch': torch.__version__, 'sacred': sacred.__version__, 'numpy': numpy.__version__}))")
-    out = subprocess.run([python, "-c", probe], capture_output=True, text=True)
+    out = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=False)
     if out.returncode:
         raise UserError(f"--python {python} cannot import torch, sacred and numpy: {out.stderr.strip()[-200:]}")
     import json
@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                    "MKL_NUM_THREADS": str(args.threads), "CUDA_VISIBLE_DEVICES": ""}
             started = time.perf_counter()
             with open(scratch / "cout.txt", "w") as cout:
-                code = subprocess.run(cmd, cwd=src.parent, env=env, stdout=cout, stderr=subprocess.STDOUT).returncode
+                code = subprocess.run(cmd, cwd=src.parent, env=env, stdout=cout, stderr=subprocess.STDOUT,
+                                      check=False).returncode
             record["wall_time_s"] = round(time.perf_counter() - started, 1)
             if args.keep_scratch:
                 shutil.copytree(scratch, args.keep_scratch, dirs_exist_ok=True)

@@ -87,7 +87,8 @@ def seeds_per_job_of(env):
 
 def variant_of(name):
     """A grid entry's variant: {algo, preset, label, runner} from `variants`, or the plain
-    algorithm `name` with its preset from `presets`. The entry's name is the run path's <algo>."""
+    algorithm `name` with its preset from `presets`. The entry's name is the run path's <algo>.
+    """
     spec = dict(config["variants"].get(name, {}))
     spec.setdefault("algo", name)
     spec.setdefault("preset", config["presets"].get(name, "paper"))

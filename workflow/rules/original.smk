@@ -7,13 +7,16 @@
 
 
 rule train_original:
-    wildcard_constraints:
-        algo="|".join(ORIGINAL_ALGOS) or "(?!)",
-        seeds=r"\d+",
     output:
         ORIGINAL_DONE,
     log:
         ORIGINAL_LOG,
+    wildcard_constraints:
+        algo="|".join(ORIGINAL_ALGOS) or "(?!)",
+        seeds=r"\d+",
+    conda:
+        # the harness and converter; the original itself runs under original.python
+        "../envs/maven.yaml"
     threads: config["original"].get("threads", 1)
     resources:
         mem_mb=2000,
@@ -25,7 +28,10 @@ rule train_original:
         repo=config["original"].get("repo", ""),
         original_python=config["original"].get("python", "python"),
         out=lambda wildcards: RUN_DIR.format(
-            env=wildcards.env, map=wildcards.map, algo=wildcards.algo, seed=wildcards.seeds
+            env=wildcards.env,
+            map=wildcards.map,
+            algo=wildcards.algo,
+            seed=wildcards.seeds,
         ),
         budget=lambda wildcards: (
             f"--t-max {t_max_of(wildcards.env, wildcards.map)}"

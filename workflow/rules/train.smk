@@ -15,12 +15,12 @@
 
 
 rule train:
-    wildcard_constraints:
-        algo="|".join(PORT_ALGOS) or "(?!)",
     output:
         TRAIN_DONE,
     log:
         TRAIN_LOG,
+    wildcard_constraints:
+        algo="|".join(PORT_ALGOS) or "(?!)",
     conda:
         "../envs/maven.yaml"
     threads: lambda wildcards: train_resource(wildcards, "threads")
