@@ -138,6 +138,7 @@ def tidy_scores(key: RunKey, evals: pd.DataFrame) -> pd.DataFrame:
         for name, values in columns.items()
     ]
     long = pd.concat(frames, ignore_index=True)
+    long = long[long["value"].notna()]  # e.g. the loss before the first update, a z the pass never drew
     for field, value in reversed(list(zip(["env", "map", "algo", "seed"], [key.env, key.map, key.algo, key.seed]))):
         long.insert(0, field, value)
     return long[SCORE_COLUMNS]
