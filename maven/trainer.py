@@ -369,7 +369,7 @@ class Trainer:
         lengths, crashed = torch.stack([stats.lengths.sum(1), stats.crashed.sum(1)]).cpu().numpy()  # one transfer
         self.t_env += np.where(running, lengths, 0)
         self.crashed_episodes += np.where(running, crashed, 0)
-        if self.per_z:  # the training episodes the original mixes into its per-z test logs (Q6)
+        if self.per_z and self.per_z.include_train:  # training episodes the original mixes into per-z logs (Q6)
             z, returns, kept_np = torch.stack([stats.z.float(), stats.returns, stats.kept.float()]).cpu().numpy()
             self.per_z.add_train(z.astype(np.int64), returns, kept_np > 0, running, self.t_env)
         kept = stats.kept & mask.unsqueeze(1)  # [S, B]
