@@ -102,7 +102,8 @@ def test_curves_show_the_chosen_metrics_side_by_side_with_variant_labels(grid):
                      "--labels", '{"qmix_k1": "QMIX (MAVEN code, K = 1)"}'])
     assert code == 0
     captions = (grid / "figures" / "captions.md").read_text()
-    assert "return_mean; return_mean_uniform_z; max_z_return_mean" in captions
+    assert ("test return (z from the z-policy); test return, uniform z; max over z of the test return"
+            in captions)
     assert (grid / "figures" / "matrix_curves.pdf").exists()
 
 

@@ -30,7 +30,10 @@ YLABEL = {"matrix": "normalised return", "smax": "win rate", "smac": "win rate"}
 # (reference.md §1.7), those a grid logged; any scores.csv metric can be named instead.
 CURVE_METRICS = ["score", "score_uniform_z", "score_max_z"]
 METRIC_TITLES = {"score": "test (z from the z-policy)", "score_uniform_z": "test, uniform z",
-                 "score_max_z": "max over z (z-policy pass)", "score_max_z_uniform_z": "max over z (uniform pass)"}
+                 "score_max_z": "max over z (z-policy pass)", "score_max_z_uniform_z": "max over z (uniform pass)",
+                 "return_mean": "test return (z from the z-policy)", "return_mean_uniform_z": "test return, uniform z",
+                 "max_z_return_mean": "max over z of the test return", "win_rate": "test win rate",
+                 "win_rate_uniform_z": "test win rate, uniform z", "max_z_win_rate": "max over z of the win rate"}
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,9 @@ def plot_curves(gridded: pd.DataFrame, env: str, palette: dict, metrics: list[st
             ax.set_title(f"{map_name}: {METRIC_TITLES.get(metric, metric)} ({n_text})", fontsize="small")
             ax.set_xlabel("env steps")
             ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
-        axes[row, 0].set_ylabel(YLABEL.get(env, "score") if metrics[0].startswith("score") else metrics[0])
+        raw = {"return_mean": "test return", "win_rate": "test win rate"}
+        axes[row, 0].set_ylabel(YLABEL.get(env, "score") if metrics[0].startswith("score")
+                                else raw.get(metrics[0], metrics[0]))
     handles = {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
