@@ -77,7 +77,9 @@ def improvement_table(scores: pd.DataFrame, metric: str, references: list[str], 
 
 
 def _fmt(value, digits=2) -> str:
-    return "–" if pd.isna(value) else f"{value:.{digits}f}"
+    if pd.isna(value):
+        return "–"
+    return f"{0.0 if round(value, digits) == 0 else value:.{digits}f}"  # no "-0.000"
 
 
 def _p(value) -> str:
