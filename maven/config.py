@@ -108,6 +108,12 @@ class TrainConfig:
     """Q3: as coded the intrinsic reward adds +CE (rewards hard-to-infer z)."""
     test_uniform_z: bool = True
     """Also evaluate MAVEN with uniform z (logged as *_uniform_z)."""
+    per_z_test_logs_include_train: bool = True
+    """Q6 as coded: the policy-z pass's per-z returns (z<i>_return_mean, max_z_return_mean) also
+    average the training episodes since the later of the last evaluation and the last train log
+    (every runner_log_interval env steps). False = the pass's test episodes only (per_z.py)."""
+    runner_log_interval: int = 2000
+    """Env steps between the original runner's train logs, which empty its per-z lists (Q6)."""
 
     # --- environments ----------------------------------------------------------------------
     good_branches: Literal[2, 4] = 2
@@ -127,7 +133,7 @@ _POSITIVE = {
     "checkpoints_kept", "buffer_size", "batch_size", "target_update_interval",
     "rnn_hidden_dim", "mixing_embed_dim", "hypernet_embed", "noise_dim", "bandit_buffer",
     "bandit_iters", "bandit_batch", "rnn_agg_size", "discrim_size", "discrim_layers",
-    "smax_max_steps",
+    "smax_max_steps", "runner_log_interval",
 }
 _NON_NEGATIVE = {"seed", "epsilon_anneal_time", "grad_norm_clip", "lr", "optim_eps", "mi_loss",
                  "entropy_scaling", "mi_scaler", "qtran_opt_loss", "qtran_nopt_min_loss",
@@ -211,6 +217,10 @@ def preset_overrides(algo: str, preset: str, env: str, map_name: str) -> dict[st
     if preset not in presets:
         raise UserError(f"unknown preset {preset!r} for {algo}; choose one of: {', '.join(sorted(presets))}")
     spec = presets[preset]
+    if not any(key in spec for key in ("all", env)):
+        has = sorted(key for key in spec if key not in ("description", "maps"))
+        raise UserError(f"preset {preset!r} of {algo} has no settings for env {env!r} (it has {', '.join(has)}); "
+                        "choose another --preset")
     out: dict[str, Any] = {}
     out.update(spec.get("all", {}) or {})
     out.update(spec.get(env, {}) or {})

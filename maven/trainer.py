@@ -29,6 +29,7 @@ import torch
 from maven import algos, envs
 from maven.config import TrainConfig
 from maven.errors import UserError
+from maven.per_z import PerZLog, per_z_columns
 from maven.replay import ReplayBuffer
 from maven.rundir import EVAL_COLUMNS, LATENT_COLUMNS, RunDir
 from maven.runner import ActionStreams, epsilon_at, rollout
@@ -122,6 +123,8 @@ class Trainer:
         self.crashed_episodes = np.zeros(S, np.int64)
         self.wall_before = np.zeros(S)
         self.last_stats: dict[str, torch.Tensor] = {}
+        self.per_z = (PerZLog(S, cfg.noise_dim, cfg.per_z_test_logs_include_train, cfg.runner_log_interval)
+                      if self.learner.has_latent else None)
 
     def wall_time(self, k: int) -> float:
         return float(self.wall_before[k] + time.perf_counter() - self.started)
@@ -147,6 +150,7 @@ class Trainer:
             "metric_steps": member.metric_steps, "wall_time_s": self.wall_time(k),
             "last_stats": {name: float(v[k]) for name, v in self.last_stats.items()},
             "iteration": self.iteration,
+            "per_z": self.per_z.state(k) if self.per_z else None,
         }
         run_dir = member.run_dir
         run_dir.checkpoints.mkdir(exist_ok=True)
@@ -206,6 +210,8 @@ class Trainer:
         self.last_checkpoint_t[k] = state["t_env"]
         self.wall_before[k] = state["wall_time_s"]
         member.rows, member.metric_steps = state["rows"], state["metric_steps"]
+        if self.per_z:
+            self.per_z.load_state(k, state.get("per_z"))
         for name, value in state["last_stats"].items():
             self.last_stats.setdefault(name, torch.full((self.n_members,), float("nan"), device=self.device))
             self.last_stats[name][k] = value
@@ -213,28 +219,29 @@ class Trainer:
     # --- evaluation -----------------------------------------------------------------------------
     def _test_pass(self, members: np.ndarray, uniform_z: bool):
         """Greedy episodes for the testing members: z from the z-policy (headline) or uniform
-        (MAVEN's second pass) -> returns, wins, lengths: lists of [S, n] (only members' rows valid)."""
+        (MAVEN's second pass) -> returns, wins, lengths, z: per member [n] (only members' valid)."""
         cfg = self.cfg
         env = self.test_env
         n_rollouts = 1 if self.batched_tests else max(1, math.ceil(cfg.test_nepisode / cfg.batch_size_run))
-        parts: list[list[np.ndarray]] = [[], [], [], []]  # returns, wins, lengths, kept: [S, n] each
+        parts: list[list[np.ndarray]] = [[], [], [], [], []]  # returns, wins, lengths, z, kept: [S, n] each
         mask = self._mask(members)
         for _ in range(n_rollouts):
             _, stats = rollout(env, self.learner, cfg, self.action_streams, self._reset_seeds(members), None,
                                mask, uniform_z)
-            for part, x in zip(parts, (stats.returns, stats.won, stats.lengths, stats.kept)):
+            for part, x in zip(parts, (stats.returns, stats.won, stats.lengths, stats.z, stats.kept)):
                 part.append(x.cpu().numpy())
-        returns, wins, lengths, kept = (np.concatenate(part, 1) for part in parts)
+        returns, wins, lengths, z, kept = (np.concatenate(part, 1) for part in parts)
         self.crashed_episodes += np.where(members, (~kept).sum(1), 0)
-        return [[x[k][kept[k]] for k in range(self.n_members)] for x in (returns, wins, lengths)]
+        return [[x[k][kept[k]] for k in range(self.n_members)] for x in (returns, wins, lengths, z)]
 
     def evaluate(self, members: np.ndarray) -> None:
-        """Test every member in `members` ([S] bool) and log a row for each."""
+        """Test every member in `members` ([S] bool) and log a row for each: the headline pass
+        (z from the z-policy), MAVEN's uniform-z pass, and their per-z metrics (per_z.py)."""
         has_win = self.info.has_win
-        returns, wins, lengths = self._test_pass(members, uniform_z=False)
+        returns, wins, lengths, zs = self._test_pass(members, uniform_z=False)
         latent = self.learner.has_latent and self.cfg.test_uniform_z
         if latent:
-            u_returns, u_wins, _ = self._test_pass(members, uniform_z=True)
+            u_returns, u_wins, _, u_zs = self._test_pass(members, uniform_z=True)
         epsilon = epsilon_at(self.t_env, self.cfg)
         stats = {name: value.cpu().numpy() for name, value in self.last_stats.items()}
         for k in np.flatnonzero(members):
@@ -257,14 +264,27 @@ class Trainer:
                 entry["return_uniform_z"] = u_returns[k].tolist()
                 if has_win:
                     entry["win_rate_uniform_z"] = u_wins[k].astype(float).tolist()
+            if self.per_z:
+                passes = [("", zs[k], r, wins[k], True)]
+                if latent:
+                    passes.append(("_uniform_z", u_zs[k], u_returns[k], u_wins[k], False))
+                for suffix, z, ret, won, policy in passes:
+                    values, lists = self.per_z.pass_stats(k, z, ret, won.astype(float) if has_win else None, policy)
+                    row.update({f"{name}{suffix}": value for name, value in values.items()})
+                    entry.update({f"{name}{suffix}": value for name, value in lists.items()})
             member.rows.append(row)
             member.metric_steps.append(entry)
             self._write_logs(k)
+        if self.per_z:
+            self.per_z.clear(members)
         self.last_test_t = np.where(members, self.t_env, self.last_test_t)
         self._report(members)
 
     def _columns(self) -> list[str]:
-        return EVAL_COLUMNS + (LATENT_COLUMNS if self.learner.has_latent else []) + LOSS_COLUMNS
+        if not self.learner.has_latent:
+            return EVAL_COLUMNS + LOSS_COLUMNS
+        per_z = per_z_columns(self.cfg.noise_dim, self.info.has_win, self.cfg.test_uniform_z)
+        return EVAL_COLUMNS + LATENT_COLUMNS + LOSS_COLUMNS + per_z
 
     def _write_logs(self, k: int) -> None:
         cfg, member = self.cfg, self.members[k]
@@ -349,6 +369,9 @@ class Trainer:
         lengths, crashed = torch.stack([stats.lengths.sum(1), stats.crashed.sum(1)]).cpu().numpy()  # one transfer
         self.t_env += np.where(running, lengths, 0)
         self.crashed_episodes += np.where(running, crashed, 0)
+        if self.per_z and self.per_z.include_train:  # training episodes the original mixes into per-z logs (Q6)
+            z, returns, kept_np = torch.stack([stats.z.float(), stats.returns, stats.kept.float()]).cpu().numpy()
+            self.per_z.add_train(z.astype(np.int64), returns, kept_np > 0, running, self.t_env)
         kept = stats.kept & mask.unsqueeze(1)  # [S, B]
         has_kept = kept.any(1)
         self._merge_stats(self.learner.after_rollout(stats.s0, stats.z, stats.returns, kept, has_kept), has_kept)

@@ -286,3 +286,19 @@ def test_killed_population_resumes_and_finished_runs_are_not_rerun(tmp_path):
     assert marker == [str(run.relative_to(tmp_path) / "summary.json") for run in runs]
     again = subprocess.run([*command, "-n"], env=env(), capture_output=True, text=True, timeout=300, check=False)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_fig3_grid_trains_variants_by_name_and_the_original_only_with_a_clone(tmp_path):
+    fig3 = ["--configfile", str(ROOT / "config/fig3.yaml")]
+    result = snakemake(*LOCAL, *fig3, "-n", workdir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert counts["train"] == 6 and counts["outcomes"] == 1 and "train_original" not in counts
+    assert "maven_original runs the original code but `original.repo` is empty" in result.stderr
+    k1 = train_jobs(result.stdout)["env=matrix, map=m10, algo=qmix_k1, seeds=0-19"]
+    assert "--algo maven --preset qmix_k1" in k1 and "--out 'results/fig3/runs/matrix/m10/qmix_k1/seed{seed}'" in k1
+    with_clone = snakemake(*LOCAL, *fig3, "-n", "--config", "original={repo: /some/MAVEN, python: py}",
+                           workdir=tmp_path)
+    assert with_clone.returncode == 0, with_clone.stderr
+    assert job_counts(with_clone.stdout)["train_original"] == 40  # one job per seed of each original entry
+    assert "--algo qmix_original --seed 7 --out 'results/fig3/runs/matrix/m10/qmix_original/seed7'" in with_clone.stdout

@@ -1,4 +1,4 @@
-"""`python -m maven.analysis aggregate|export|figures|tables|milestones ...`"""
+"""`python -m maven.analysis aggregate|export|figures|tables|milestones|outcomes ...`"""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from maven.analysis import aggregate as agg
-from maven.analysis import export, milestones, stats, tables
+from maven.analysis import export, milestones, outcomes, stats, tables
 from maven.errors import UserError
 
 
@@ -55,7 +55,9 @@ def cmd_figures(args) -> None:
 
     scores, runs = _csv(args.scores), _csv(args.runs)
     envs = args.envs or sorted(runs["env"].unique())
-    settings = figures.FigureSettings(reps=args.reps, seed=args.seed, grid_points=args.grid_points)
+    settings = figures.FigureSettings(reps=args.reps, seed=args.seed, grid_points=args.grid_points,
+                                      curve_metrics={env: args.curve_metrics for env in envs if args.curve_metrics},
+                                      labels=_labels(args.labels))
     figures.make_figures(scores, runs, envs, Path(args.out_dir), settings)
 
 
@@ -69,6 +71,46 @@ def cmd_tables(args) -> None:
         if name == "best":
             caption += " 'Best during training' is biased upward; report final."
         tables.write_tables(table, Path(args.out_dir) / f"{name}_scores", caption)
+
+
+def _labels(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    try:
+        labels = json.loads(text)
+    except ValueError:
+        labels = None
+    if not isinstance(labels, dict):
+        raise UserError(f"--labels {text!r}: expected a JSON object, e.g. '{{\"qmix_k1\": \"QMIX (K = 1)\"}}'")
+    return {str(k): str(v) for k, v in labels.items()}
+
+
+def cmd_outcomes(args) -> None:
+    scores = _csv(args.scores)
+    if args.env:
+        scores = scores[scores["env"] == args.env]
+    labels = _labels(args.labels)
+    known = set(scores["metric"])
+    missing = [m for m in [*args.success_metrics, *args.metrics] if m not in known]
+    if scores.empty:
+        text = f"No finished run{' of ' + args.env if args.env else ''} in {args.scores} yet.\n"
+        success = pd.DataFrame()
+    else:
+        if missing:
+            print(f"warning: metrics {missing} are not in {args.scores}; their rows are left out", file=sys.stderr)
+        success = outcomes.success_table(scores, [m for m in args.success_metrics if m in known], args.target,
+                                         args.references)
+        at_steps = {m: milestones.milestones(scores, m, args.steps, None) for m in args.metrics if m in known}
+        first = next((m for m in args.success_metrics if m in known), None)
+        improvement = (outcomes.improvement_table(scores, first, args.references, args.reps, args.seed)
+                       if first else pd.DataFrame())
+        text = outcomes.to_markdown(success, at_steps, improvement, args.target, args.steps, args.references,
+                                    labels)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    success.to_csv(out.with_suffix(".csv"), index=False)
+    print(text, end="")
 
 
 def cmd_milestones(args) -> None:
@@ -113,6 +155,8 @@ def parser() -> argparse.ArgumentParser:
         if name == "figures":
             p.add_argument("--envs", nargs="*")
             p.add_argument("--grid-points", type=int, default=50)
+            p.add_argument("--curve-metrics", nargs="+", help="scores.csv metrics drawn side by side")
+            p.add_argument("--labels", help="JSON object: grid entry -> label")
         p.set_defaults(fn=fn)
     p = sub.add_parser("milestones")
     p.add_argument("--scores", default="results/summary/scores.csv")
@@ -123,6 +167,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--map")
     p.add_argument("--out")
     p.set_defaults(fn=cmd_milestones)
+    p = sub.add_parser("outcomes", help="seeds reaching a target (exact CIs, Fisher tests), medians, P(improvement)")
+    p.add_argument("--scores", default="results/summary/scores.csv")
+    p.add_argument("--env")
+    p.add_argument("--target", type=float, required=True)
+    p.add_argument("--success-metrics", nargs="+", default=["return_mean"])
+    p.add_argument("--metrics", nargs="+", default=["return_mean"])
+    p.add_argument("--steps", type=int, nargs="+", default=[25_000, 50_000, 105_000])
+    p.add_argument("--references", nargs="*", default=[])
+    p.add_argument("--labels", help="JSON object: grid entry -> label")
+    p.add_argument("--reps", type=int, default=50_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="the Markdown file; the success table goes beside it as .csv")
+    p.set_defaults(fn=cmd_outcomes)
     return top
 
 

@@ -18,7 +18,10 @@ from maven.errors import UserError
 
 SCORE_COLUMNS = ["env", "map", "algo", "seed", "step", "metric", "value"]
 RUN_COLUMNS = ["env", "map", "algo", "seed", "status", "reason", "path", "env_steps", "wall_time_s"]
-EVAL_METRICS = ["return_mean", "win_rate", "return_mean_uniform_z", "win_rate_uniform_z"]
+# eval.csv columns that are not metrics; per-z columns (z<i>_...) stay in eval.csv only (K of
+# them per pass), their maximum over z (max_z_...) is aggregated.
+NOT_METRICS = {"step", "episode", "wall_time_s"}
+PER_Z = re.compile(r"z\d+_.*")
 
 
 @dataclass(frozen=True, order=True)
@@ -112,19 +115,30 @@ def read_run(key: RunKey, runs_dir: Path) -> RunRecord:
     return RunRecord(key, "finished", "", evals, summary)
 
 
+def metric_columns(evals: pd.DataFrame) -> list[str]:
+    """Every logged metric of eval.csv: numeric, not bookkeeping, not per-z, not all empty."""
+    return [name for name in evals.columns
+            if name not in NOT_METRICS and not PER_Z.fullmatch(name) and evals[name].notna().any()
+            and pd.api.types.is_numeric_dtype(evals[name])]
+
+
 def tidy_scores(key: RunKey, evals: pd.DataFrame) -> pd.DataFrame:
-    """One row per evaluation and metric, plus the normalised `score` (and `score_uniform_z`)."""
+    """One row per evaluation and logged metric, plus the normalised headline `score` and, where
+    logged, `score_uniform_z`, `score_max_z` and `score_max_z_uniform_z`."""
     norm = optimum(key.env, key.map)
-    columns = {name: evals[name] for name in EVAL_METRICS if name in evals and evals[name].notna().any()}
+    columns = {name: evals[name] for name in metric_columns(evals)}
     base = headline(key.env)
     columns["score"] = evals[base] / norm
-    if f"{base}_uniform_z" in columns:
-        columns["score_uniform_z"] = evals[f"{base}_uniform_z"] / norm
+    for logged, score in ((f"{base}_uniform_z", "score_uniform_z"), (f"max_z_{base}", "score_max_z"),
+                          (f"max_z_{base}_uniform_z", "score_max_z_uniform_z")):
+        if logged in columns:
+            columns[score] = evals[logged] / norm
     frames = [
         pd.DataFrame({"step": evals["step"].astype(int), "metric": name, "value": values.astype(float)})
         for name, values in columns.items()
     ]
     long = pd.concat(frames, ignore_index=True)
+    long = long[long["value"].notna()]  # e.g. the loss before the first update, a z the pass never drew
     for field, value in reversed(list(zip(["env", "map", "algo", "seed"], [key.env, key.map, key.algo, key.seed]))):
         long.insert(0, field, value)
     return long[SCORE_COLUMNS]

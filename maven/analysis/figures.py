@@ -6,7 +6,7 @@ Each `plot_*` takes already-computed numbers and returns a Figure; `make_figures
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -26,6 +26,14 @@ COLUMN_IN = 3.4  # one column of a two-column paper
 KINDS = ["curves", "aggregate", "profiles", "improvement", "sample_efficiency"]
 LABELS = {"maven": "MAVEN", "qmix": "QMIX", "vdn": "VDN", "qtran_base": "QTRAN-base", "qtran_alt": "QTRAN-alt"}
 YLABEL = {"matrix": "normalised return", "smax": "win rate", "smac": "win rate"}
+# The curves figure's default columns: the headline, the uniform-z pass and the maximum over z
+# (reference.md §1.7), those a grid logged; any scores.csv metric can be named instead.
+CURVE_METRICS = ["score", "score_uniform_z", "score_max_z"]
+METRIC_TITLES = {"score": "test (z from the z-policy)", "score_uniform_z": "test, uniform z",
+                 "score_max_z": "max over z (z-policy pass)", "score_max_z_uniform_z": "max over z (uniform pass)",
+                 "return_mean": "test return (z from the z-policy)", "return_mean_uniform_z": "test return, uniform z",
+                 "max_z_return_mean": "max over z of the test return", "win_rate": "test win rate",
+                 "win_rate_uniform_z": "test win rate, uniform z", "max_z_win_rate": "max over z of the win rate"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,13 @@ class FigureSettings:
     seed: int = 0
     grid_points: int = 50
     profile_taus: int = 51
+    curve_metrics: dict[str, list[str]] = field(default_factory=dict)
+    """env -> the metrics of its curves figure (default CURVE_METRICS)."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """grid entry -> label, adding to or replacing LABELS (e.g. variants of one algorithm)."""
+
+    def curves_of(self, env: str) -> list[str]:
+        return list(self.curve_metrics.get(env, CURVE_METRICS))
 
 
 def _style() -> None:
@@ -50,6 +65,11 @@ def _label(algo: str) -> str:
     return LABELS.get(algo, algo)
 
 
+def set_labels(extra: dict[str, str]) -> None:
+    """Labels of a grid's variants, e.g. qmix_k1 -> "QMIX (MAVEN code, K = 1)"."""
+    LABELS.update(extra)
+
+
 def placeholder(message: str) -> plt.Figure:
     """A missing figure is drawn as missing, never as zeros."""
     figure, ax = plt.subplots(figsize=(COLUMN_IN, 1.2))
@@ -58,39 +78,40 @@ def placeholder(message: str) -> plt.Figure:
     return figure
 
 
-def plot_curves(gridded: pd.DataFrame, env: str, palette: dict) -> plt.Figure:
-    """Median across seeds with the interquartile band, one panel per map; MAVEN on top."""
+def plot_curves(gridded: pd.DataFrame, env: str, palette: dict, metrics: list[str]) -> plt.Figure:
+    """Median across seeds with the interquartile band: one row of panels per map, one column per
+    metric (side by side on one y scale), every algorithm in each panel; MAVEN on top."""
     maps = sorted(gridded["map"].unique())
-    cols = min(3, len(maps))
-    rows = -(-len(maps) // cols)
-    figure, axes = plt.subplots(rows, cols, figsize=(min(7.0, 2.4 * cols), 2.0 * rows), squeeze=False,
-                                sharey=True)
-    for ax, map_name in zip(axes.flat, maps):
-        panel = gridded[gridded["map"] == map_name]
-        counts = []
-        for algo in sorted(panel["algo"].unique(), key=lambda a: (a == FOCUS, a)):
-            for variant, style in (("score", "-"), ("score_uniform_z", "--")):
-                rows_ = panel[(panel["algo"] == algo) & (panel["metric"] == variant)]
-                if rows_.empty:
-                    continue
+    metrics = [m for m in metrics if m in set(gridded["metric"])] or ["score"]
+    figure, axes = plt.subplots(len(maps), len(metrics), figsize=(min(7.0, 2.4 * len(metrics)), 2.0 * len(maps)),
+                                squeeze=False, sharey=True)
+    for row, map_name in enumerate(maps):
+        for col, metric in enumerate(metrics):
+            ax = axes[row, col]
+            panel = gridded[(gridded["map"] == map_name) & (gridded["metric"] == metric)]
+            counts = []
+            for algo in sorted(panel["algo"].unique(), key=lambda a: (a == FOCUS, a)):
+                rows_ = panel[panel["algo"] == algo]
                 band = rows_.groupby("step")["value"].quantile([0.25, 0.5, 0.75]).unstack()
                 zorder = 3 if algo == FOCUS else 2
-                label = _label(algo) + (" (uniform z)" if variant != "score" else "")
-                ax.plot(band.index, band[0.5], style, color=palette[algo], label=label, zorder=zorder, lw=1.2)
-                if variant == "score":
-                    ax.fill_between(band.index, band[0.25], band[0.75], color=palette[algo], alpha=0.2,
-                                    lw=0, zorder=zorder)
-                    counts.append(rows_["seed"].nunique())
-        n_text = f"n={min(counts)}" if len(set(counts)) == 1 else f"n={min(counts)}–{max(counts)}"
-        ax.set_title(f"{map_name} ({n_text} seeds)")
-        ax.set_xlabel("env steps")
-        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
-    for ax in axes.flat[len(maps):]:
-        ax.axis("off")
-    axes[0, 0].set_ylabel(YLABEL.get(env, "score"))
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), frameon=False,
-                  bbox_to_anchor=(0.5, 1.0))
+                ax.plot(band.index, band[0.5], color=palette[algo], label=_label(algo), zorder=zorder, lw=1.2)
+                ax.fill_between(band.index, band[0.25], band[0.75], color=palette[algo], alpha=0.2, lw=0,
+                                zorder=zorder)
+                counts.append(rows_["seed"].nunique())
+            n_text = "no runs" if not counts else (f"n={min(counts)}" if len(set(counts)) == 1
+                                                   else f"n={min(counts)}–{max(counts)}")
+            ax.set_title(f"{map_name}: {METRIC_TITLES.get(metric, metric)} ({n_text})", fontsize="small")
+            ax.set_xlabel("env steps")
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+        raw = {"return_mean": "test return", "win_rate": "test win rate"}
+        axes[row, 0].set_ylabel(YLABEL.get(env, "score") if metrics[0].startswith("score")
+                                else raw.get(metrics[0], metrics[0]))
+    handles = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    figure.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(4, len(handles)),
+                  frameon=False, bbox_to_anchor=(0.5, 1.0))
     figure.tight_layout()
     return figure
 
@@ -121,7 +142,8 @@ def plot_profiles(taus: np.ndarray, profiles: dict, profile_cis: dict, palette: 
 
 def plot_improvement(points: dict, intervals: dict, palette: dict) -> plt.Figure:
     """P(MAVEN > baseline) per pair "maven,<baseline>", each bar in its baseline's colour."""
-    relabel = {pair: ",".join(_label(a) for a in pair.split(",")) for pair in points}
+    # rliable splits each pair at its comma, so a comma inside a label becomes a semicolon
+    relabel = {pair: ",".join(_label(a).replace(",", ";") for a in pair.split(",")) for pair in points}
     ax = plot_utils.plot_probability_of_improvement(
         {relabel[p]: v for p, v in points.items()}, {relabel[p]: v for p, v in intervals.items()},
         colors=[palette[p.split(",")[1]] for p in points],  # rliable indexes these by position
@@ -174,7 +196,8 @@ def make_env_figures(scores: pd.DataFrame, runs: pd.DataFrame, env: str, out_dir
     """All figures of one environment; returns kind -> caption."""
     _style()
     out_dir = Path(out_dir)
-    env_scores = scores[(scores["env"] == env) & scores["metric"].isin(["score", "score_uniform_z"])]
+    curve_metrics = list(dict.fromkeys(["score", *settings.curves_of(env)]))
+    env_scores = scores[(scores["env"] == env) & scores["metric"].isin(curve_metrics)]
     headline = env_scores[env_scores["metric"] == "score"]
     per_run = stats.final_scores(headline)
     matrices, tasks, dropped = stats.score_matrices(per_run) if len(per_run) else ({}, [], {})
@@ -189,9 +212,12 @@ def make_env_figures(scores: pd.DataFrame, runs: pd.DataFrame, env: str, out_dir
         gridded = pd.concat([
             stats.on_grid(rows, stats.step_grid(rows, settings.grid_points)).assign(metric=metric)
             for (map_name, metric), rows in env_scores.groupby(["map", "metric"])])
-        figures["curves"] = plot_curves(gridded, env, palette)
-        captions["curves"] = (f"{env}: median across seeds and interquartile band of the normalised test score "
-                              "(MAVEN dashed: uniform z at test time). " + facts)
+        figures["curves"] = plot_curves(gridded, env, palette, settings.curves_of(env))
+        shown = [m for m in settings.curves_of(env) if m in set(env_scores["metric"])]
+        captions["curves"] = (f"{env}: median across seeds and interquartile band, side by side: "
+                              + "; ".join(METRIC_TITLES.get(m, m) for m in shown)
+                              + " (scores normalised by the optimum; max over z as the original logs it, "
+                              "reference.md §1.7). " + facts)
         points, intervals = stats.aggregate_intervals(matrices, settings.reps, settings.seed)
         figures["aggregate"] = plot_aggregate(points, intervals, palette)
         captions["aggregate"] = (f"{env}: final normalised scores over {len(tasks)} map(s), 95% stratified "
@@ -221,6 +247,7 @@ def make_env_figures(scores: pd.DataFrame, runs: pd.DataFrame, env: str, out_dir
 def make_figures(scores: pd.DataFrame, runs: pd.DataFrame, envs: list[str], out_dir: Path,
                  settings: FigureSettings) -> Path:
     """Figures for every environment and a captions.md beside them."""
+    set_labels(settings.labels)
     lines = ["# Figure captions", ""]
     for env in envs:
         for kind, caption in make_env_figures(scores, runs, env, out_dir, settings).items():

@@ -40,6 +40,9 @@ SUMMARY = f"{RUN_DIR}/summary.json"
 # summary.json exists. `seeds` names the members, e.g. 0-4 or 0_3_7 or 0-4_10.
 TRAIN_LOG = f"{LOGS}/train/{{env}}/{{map}}/{{algo}}/seeds{{seeds}}.log"
 TRAIN_DONE = f"{LOGS}/train/{{env}}/{{map}}/{{algo}}/seeds{{seeds}}.done"
+# The original code's runs (rules/original.smk), one seed per job.
+ORIGINAL_LOG = f"{LOGS}/original/{{env}}/{{map}}/{{algo}}/seeds{{seeds}}.log"
+ORIGINAL_DONE = f"{LOGS}/original/{{env}}/{{map}}/{{algo}}/seeds{{seeds}}.done"
 DEFAULT_RESOURCES = {"threads": 1, "mem_mb": 4000, "runtime": 60, "gpu": 0}
 
 
@@ -82,8 +85,36 @@ def seeds_per_job_of(env):
     return value.get(env, 1) if isinstance(value, dict) else value
 
 
-def preset_of(algo):
-    return config["presets"].get(algo, "paper")
+def variant_of(name):
+    """A grid entry's variant: {algo, preset, label, runner} from `variants`, or the plain
+    algorithm `name` with its preset from `presets`. The entry's name is the run path's <algo>.
+    """
+    spec = dict(config["variants"].get(name, {}))
+    spec.setdefault("algo", name)
+    spec.setdefault("preset", config["presets"].get(name, "paper"))
+    spec.setdefault("runner", "port")
+    return spec
+
+
+def algo_of(name):
+    return variant_of(name)["algo"]
+
+
+def preset_of(name):
+    return variant_of(name)["preset"]
+
+
+def labels():
+    """Figure and table labels of the grid's variants that name one."""
+    return {
+        name: spec["label"]
+        for name, spec in config["variants"].items()
+        if spec.get("label")
+    }
+
+
+def is_original(name):
+    return variant_of(name)["runner"] == "original"
 
 
 def t_max_of(env, map_name):
@@ -102,10 +133,23 @@ def _check_grid(runs):
         _fail(
             f"map(s) {sorted(set(flat_maps) - used)} belong to none of envs {config['envs']}"
         )
+    from maven import algos as algo_registry
+
+    for name in config["algos"]:
+        if name not in algo_registry.ALGOS and name not in config["variants"]:
+            _fail(
+                f"algos entry {name!r} is neither an algorithm ({', '.join(algo_registry.ALGOS)}) "
+                "nor a key of `variants`; add it to `variants` or fix the name"
+            )
     seen = set()
     for run in runs:
         combo = (run["env"], run["map"], run["algo"])
-        if combo in seen:
+        if is_original(run["algo"]) and (run["env"], run["map"]) != ("matrix", "m10"):
+            _fail(
+                f"{run['algo']!r} runs the original code, which the harness runs on matrix/m10 "
+                f"only, not {run['env']}/{run['map']}; narrow maps or drop it"
+            )
+        if combo in seen or is_original(run["algo"]):
             continue
         seen.add(combo)
         try:
@@ -113,7 +157,7 @@ def _check_grid(runs):
                 {
                     "env": run["env"],
                     "map": run["map"],
-                    "algo": run["algo"],
+                    "algo": algo_of(run["algo"]),
                     "preset": preset_of(run["algo"]),
                     "t_max": t_max_of(run["env"], run["map"]),
                 },
@@ -185,7 +229,17 @@ def _pending_jobs():
             cells.setdefault(cell, []).append(run["seed"])
     jobs = []
     for (env, map_name, algo), seeds in cells.items():
+        if is_original(algo) and not config["original"].get("repo"):
+            # Not trained, not dropped: the aggregation lists these runs as missing.
+            print(
+                f"warning: {algo} runs the original code but `original.repo` is empty; its "
+                f"{len(seeds)} run(s) stay missing (set --config original='{{repo: PATH, python: PY}}')",
+                file=sys.stderr,
+            )
+            continue
         size, seeds = seeds_per_job_of(env), sorted(seeds)
+        if is_original(algo):
+            size = 1  # the original code trains one seed per process
         for first in range(0, len(seeds), size):
             token = seeds_token(seeds[first : first + size])
             jobs.append({"env": env, "map": map_name, "algo": algo, "seeds": token})
@@ -205,7 +259,10 @@ def run_targets():
     the population jobs that train the rest (none in figures_only mode)."""
     done = [SUMMARY.format(**run) for run in RUNS]
     done = [path for path in done if Path(path).exists()]
-    return done + [TRAIN_DONE.format(**job) for job in PENDING_JOBS]
+    return done + [
+        (ORIGINAL_DONE if is_original(job["algo"]) else TRAIN_DONE).format(**job)
+        for job in PENDING_JOBS
+    ]
 
 
 def train_resource(wildcards, name):
@@ -239,7 +296,7 @@ def train_members(wildcards):
 
 
 def train_flags(wildcards):
-    flags = [f"--preset {preset_of(wildcards.algo)}"]
+    flags = [f"--algo {algo_of(wildcards.algo)} --preset {preset_of(wildcards.algo)}"]
     budget = t_max_of(wildcards.env, wildcards.map)
     if budget is not None:
         flags.append(f"--t-max {budget}")
@@ -250,4 +307,6 @@ def train_flags(wildcards):
 
 FIGURE_KINDS = ["curves", "aggregate", "profiles", "improvement", "sample_efficiency"]
 TABLES = ["final_scores", "best_scores"]
+PORT_ALGOS = [name for name in config["algos"] if not is_original(name)]
+ORIGINAL_ALGOS = [name for name in config["algos"] if is_original(name)]
 PYTHON = sys.executable

@@ -35,5 +35,7 @@ rule figures:
         reps=config["bootstrap_reps"],
         seed=config["bootstrap_seed"],
         grid_points=config["grid_points"],
+        curve_metrics=config["curve_metrics"],
+        labels=labels(),
     script:
         "../scripts/figures.py"

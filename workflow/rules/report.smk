@@ -10,7 +10,12 @@ def final_outputs():
         rules.milestones.output[0],
         env=[env for env in ENVS if env in config["milestones"]],
     )
+    outcomes = expand(
+        rules.outcomes.output.md,
+        env=[env for env in ENVS if env in config["outcomes"]],
+    )
     return [
+        *outcomes,
         *rules.figures.output,
         *rules.tables.output,
         *milestones,

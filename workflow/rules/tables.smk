@@ -44,3 +44,28 @@ rule milestones:
         spec=lambda wildcards: config["milestones"][wildcards.env],
     script:
         "../scripts/milestones.py"
+
+
+rule outcomes:
+    # Per-seed outcomes of one environment (config key `outcomes`): seeds reaching the target
+    # with exact CIs and Fisher tests, median [IQR] of each metric at steps, P(improvement).
+    input:
+        scores=rules.aggregate.output.scores,
+    output:
+        md=report(
+            f"{RESULTS}/tables/outcomes_{{env}}.md",
+            caption="../report/outcomes.rst",
+            category="Tables",
+        ),
+        csv=f"{RESULTS}/tables/outcomes_{{env}}.csv",
+    log:
+        f"{LOGS}/outcomes_{{env}}.log",
+    conda:
+        "../envs/maven.yaml"
+    params:
+        spec=lambda wildcards: config["outcomes"][wildcards.env],
+        labels=labels(),
+        reps=config["bootstrap_reps"],
+        seed=config["bootstrap_seed"],
+    script:
+        "../scripts/outcomes.py"

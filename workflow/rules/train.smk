@@ -19,6 +19,8 @@ rule train:
         TRAIN_DONE,
     log:
         TRAIN_LOG,
+    wildcard_constraints:
+        algo="|".join(PORT_ALGOS) or "(?!)",
     conda:
         "../envs/maven.yaml"
     threads: lambda wildcards: train_resource(wildcards, "threads")
@@ -43,6 +45,6 @@ rule train:
         ' intra_op_parallelism_threads={threads}"'
         " {params.python} {params.gpu_slot} --gpus {resources.gpu} --lock-dir {params.lock_dir} --"
         " {params.python} -m maven train --env {wildcards.env} --map {wildcards.map}"
-        " --algo {wildcards.algo} --seeds {params.seeds} --out '{params.out}' --threads {threads}"
+        " --seeds {params.seeds} --out '{params.out}' --threads {threads}"
         " {params.flags} >> {log} 2>&1"
         " && ls {params.members} > {output}"

@@ -9,7 +9,11 @@ from maven.analysis.aggregate import read_scores
 
 snakemake = globals()["snakemake"]
 settings = figures.FigureSettings(
-    reps=snakemake.params.reps, seed=snakemake.params.seed, grid_points=snakemake.params.grid_points
+    reps=snakemake.params.reps,
+    seed=snakemake.params.seed,
+    grid_points=snakemake.params.grid_points,
+    curve_metrics=dict(snakemake.params.curve_metrics),
+    labels=dict(snakemake.params.labels),
 )
 figures.make_figures(
     read_scores(snakemake.input.scores),
