@@ -177,11 +177,12 @@ class Trainer:
                 f.flush()
                 os.fsync(f.fileno())
             tmp.replace(path)
-        except OSError as err:
+        except (OSError, RuntimeError) as err:  # torch's zip writer reports a short write as RuntimeError
             tmp.unlink(missing_ok=True)
+            why = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0]
             raise CheckpointWriteError(
-                f"cannot write checkpoint {path} ({err.strerror or err}); the partial file was removed and "
-                "the previous checkpoints are kept: free space or fix permissions, then rerun to resume") from None
+                f"cannot write checkpoint {path} ({why}); the partial file was removed and the previous "
+                "checkpoints are kept: free space or fix permissions, then rerun to resume") from None
         self.last_checkpoint_t[k] = self.t_env[k]
         for old in run_dir.list_checkpoints()[: -self.cfg.checkpoints_kept]:
             old.unlink()
