@@ -383,10 +383,10 @@ class Trainer:
         """Members with a non-finite loss or gradient norm: skip that update (on_nonfinite:
         skip_update; the learner did not apply it) or stop the member for good, keeping its
         checkpoints as they were before the bad update. The other members go on."""
-        for k, (name, value) in diverged.items():
+        for k, (name, value, skippable) in diverged.items():
             member = self.members[k]
             where = f"seed {member.seed} at step {self.t_env[k]}: {name} is {value}"
-            if self.cfg.on_nonfinite == "skip_update":
+            if self.cfg.on_nonfinite == "skip_update" and skippable:
                 if self.skipped_updates[k] == 0:
                     print(f"warning: {member.run_dir.path}: skipped a non-finite update ({where}); "
                           "further skips are counted in summary.json", file=sys.stderr, flush=True)
@@ -417,7 +417,7 @@ class Trainer:
             self._prune_checkpoints(k)
             summaries[self.members[k].seed] = summary
 
-    def _train_iteration(self, running: np.ndarray) -> dict[int, tuple[str, float]]:
+    def _train_iteration(self, running: np.ndarray) -> dict[int, tuple[str, float, bool]]:
         """Rollout, z-policy, replay, update -> the members whose update was not finite."""
         cfg = self.cfg
         mask = self._mask(running)
@@ -433,14 +433,16 @@ class Trainer:
         self._merge_stats(latent_stats, has_kept)
         self.buffer.insert(batch, kept)
         learning = self.buffer.can_sample(cfg.batch_size) & mask
-        diverged: dict[int, tuple[str, float]] = {}
+        diverged = {}  # member -> (statistic, value, whether the update could be skipped)
         if bool(learning.any()):
             sample = self.buffer.sample(cfg.batch_size, learning)
             episodes = torch.as_tensor(self.episode)
             update_stats = self.learner.update(sample, episodes, learning)
-            diverged = nonfinite_members(update_stats, learning)
+            diverged = {k: (*bad, True) for k, bad in nonfinite_members(update_stats, learning).items()}
             finite = torch.as_tensor([k not in diverged for k in range(self.n_members)], device=self.device)
             self._merge_stats(update_stats, learning & finite)  # a skipped update's stats are not logged
+        # the z-policy's own update is applied already: it cannot be skipped, only stopped
+        diverged.update({k: (*bad, False) for k, bad in nonfinite_members(latent_stats, has_kept).items()})
         return diverged
 
     def _merge_stats(self, stats: dict, members: torch.Tensor) -> None:
