@@ -32,10 +32,12 @@ def nonfinite_members(stats: dict[str, torch.Tensor], members: torch.Tensor) -> 
 
 
 class StopSignals:
-    """From construction until restore(), SIGTERM and SIGINT only set `received`; the trainer checks it once per
-    iteration, checkpoints and stops. A second signal of either kind stops at once (the default
-    handlers are back), so a stuck run can still be killed from a terminal. Off the main thread
-    (where Python cannot install handlers) it does nothing."""
+    """From construction until restore(), SIGTERM and SIGINT only set `received`; the trainer
+    checks it once per iteration, checkpoints and stops. Repeats are ignored: one signal often
+    arrives twice (SLURM signals every process of a job step, a terminal's Ctrl-C the whole
+    process group, and workflow/scripts/gpu_slot.py forwards what it gets), and stopping on the
+    second would lose the checkpoint. SIGKILL still stops at once. Off the main thread (where
+    Python cannot install handlers) it does nothing."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -47,10 +49,10 @@ class StopSignals:
                 self._previous[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum, _frame) -> None:
-        self.received = signum
-        self.restore()
-        print(f"{signal.Signals(signum).name} received: finishing this iteration, then checkpointing "
-              "(send it again to stop at once, without a checkpoint)", file=sys.stderr, flush=True)
+        if self.received is None:
+            print(f"{signal.Signals(signum).name} received: finishing this iteration, then checkpointing",
+                  file=sys.stderr, flush=True)
+            self.received = signum
 
     def restore(self) -> None:
         """The handlers as they were before (idempotent)."""

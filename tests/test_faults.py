@@ -202,12 +202,16 @@ def test_sigterm_checkpoints_exits_143_and_the_rerun_resumes_exactly(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigint_checkpoints_and_exits_130(tmp_path):
+def test_sigint_twice_still_checkpoints_and_exits_130(tmp_path):
+    """Ctrl-C reaches every process of the group and gpu_slot.py forwards it: a repeat must not
+    turn into a stop without a checkpoint."""
     out = tmp_path / "run"
     proc = subprocess.Popen([*TRAIN, "--seed", "0", "--t-max", "100000", "--set", "test_interval=250",
                              "test_nepisode=8", "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     wait_for(out / "eval.csv", proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130, stderr
