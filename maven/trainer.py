@@ -102,6 +102,7 @@ class Trainer:
         run_dirs = [RunDir(out) for out in self.outs]
         for cfg, run_dir in zip(self.cfgs, run_dirs):  # read-only: refuse before creating anything
             run_dir.claim(cfg.to_dict(), defaults)
+        self.run_dirs = run_dirs  # unlocked when run() ends (the OS does it if the process dies)
         for run_dir in run_dirs:
             run_dir.lock()
         pending, self.diverged_before = [], {}
@@ -307,13 +308,13 @@ class Trainer:
         Returns the summaries in member order (None for a member that had already finished: it
         is not re-run or touched; a diverged member's has status "diverged"); a single run
         returns its summary alone. Raises Interrupted after checkpointing on SIGTERM/SIGINT."""
-        pending = self._claim()
-        results: dict[int, dict] = dict(self.diverged_before)
         try:
+            pending = self._claim()
+            results: dict[int, dict] = dict(self.diverged_before)
             if pending:
                 results.update(self._train(pending))
         finally:
-            for run_dir in {id(r): r for r in (m.run_dir for m in getattr(self, "members", []))}.values():
+            for run_dir in getattr(self, "run_dirs", []):
                 run_dir.unlock()
         by_seed = [results.get(c.seed) for c in self.cfgs]
         return by_seed[0] if len(self.cfgs) == 1 else by_seed
