@@ -95,16 +95,19 @@ class Trainer:
 
     # --- set-up --------------------------------------------------------------------------------
     def _claim(self) -> list[tuple[TrainConfig, RunDir, str]]:
-        """Every member's directory checked, then locked (all of them, before any file is
-        written), then checked again under the lock: (cfg, run dir, 'new'|'resume') for the
-        members still to train. Diverged members are recorded in self.diverged_before."""
+        """Every member's directory checked, then locked (all those with work left, before any
+        file is written; a finished one is not touched), then checked again under the lock:
+        (cfg, run dir, 'new'|'resume') for the members still to train. Diverged members are
+        recorded in self.diverged_before."""
         defaults = TrainConfig().to_dict()
         run_dirs = [RunDir(out) for out in self.outs]
-        for cfg, run_dir in zip(self.cfgs, run_dirs):  # read-only: refuse before creating anything
-            run_dir.claim(cfg.to_dict(), defaults)
+        # read-only: refuse before creating anything
+        settled = [run_dir.claim(cfg.to_dict(), defaults) in ("finished", "diverged")
+                   for cfg, run_dir in zip(self.cfgs, run_dirs)]
         self.run_dirs = run_dirs  # unlocked when run() ends (the OS does it if the process dies)
-        for run_dir in run_dirs:
-            run_dir.lock()
+        for run_dir, done in zip(run_dirs, settled):
+            if not done:
+                run_dir.lock()
         pending, self.diverged_before = [], {}
         for cfg, run_dir in zip(self.cfgs, run_dirs):
             status = run_dir.claim(cfg.to_dict(), defaults)
