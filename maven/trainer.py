@@ -183,7 +183,8 @@ class Trainer:
             tmp.replace(path)
         except (OSError, RuntimeError) as err:  # torch's zip writer reports a short write as RuntimeError
             tmp.unlink(missing_ok=True)
-            why = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0]
+            why = (err.strerror if isinstance(err, OSError) and err.strerror
+                   else f"the write was cut short, disk full or a file size limit? torch: {str(err).splitlines()[0]}")
             raise CheckpointWriteError(
                 f"cannot write checkpoint {path} ({why}); the partial file was removed and the previous "
                 "checkpoints are kept: free space or fix permissions, then rerun to resume") from None
