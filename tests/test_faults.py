@@ -11,7 +11,7 @@ import errno
 import fcntl
 import json
 import os
-import resource
+import shlex
 import signal
 import subprocess
 import sys
@@ -251,16 +251,15 @@ def test_a_failed_checkpoint_write_keeps_the_older_ones_removes_the_partial_file
     assert read_eval(out) == read_eval(tmp_path / "whole")
 
 
-def _refuse_big_files():  # runs in the child: writes past 256 KiB fail with EFBIG, as on a full disk
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
-
-
 def test_a_checkpoint_directory_that_refuses_writes_stops_with_one_line_and_the_rerun_starts_over(tmp_path):
+    """The OS refuses writes past 256 KiB (`ulimit -f`, SIGXFSZ ignored: writes fail with EFBIG,
+    as on a full disk; a chmod would not stop root) and a checkpoint is bigger than that."""
     out = tmp_path / "run"
     flags = ["--seed", "0", "--t-max", "400", "--set", "test_interval=200", "test_nepisode=8",
              "checkpoint_interval=100", "--out", str(out)]
-    result = run_cli(*flags, preexec_fn=_refuse_big_files)
+    limited = f"trap '' XFSZ; ulimit -f 256; exec {shlex.join([*TRAIN, *flags])}"
+    result = subprocess.run(["bash", "-c", limited], capture_output=True, text=True, cwd=ROOT, timeout=600,
+                            check=False)
     assert result.returncode == 4, result.stderr
     [line] = error_lines(result.stderr)
     # torch's zip writer turns the refused write (EFBIG) into a RuntimeError; still one line, exit 4
