@@ -55,7 +55,9 @@ class StopSignals:
             self.received = signum
 
     def restore(self) -> None:
-        """The handlers as they were before (idempotent)."""
+        """The handlers as they were before (idempotent). After a stop request they stay ignored
+        instead: the process is on its way out, and a late repeat must not turn exit 128 + n
+        into death by the signal (or a KeyboardInterrupt traceback)."""
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, handler if self.received is None else signal.SIG_IGN)
         self._previous = {}
