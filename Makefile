@@ -40,6 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check maven baselines tests benchmarks workflow/scripts
 	$(BIN)/snakefmt --check Snakefile workflow
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --lint
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --lint --snakefile workflow/Figures.smk
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_population.py

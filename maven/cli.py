@@ -1,11 +1,13 @@
-"""Command line: `python -m maven train|list|check`. User errors print one line and exit 2."""
+"""Command line: `python -m maven train|list|check`. User errors print one line and exit 2; the
+other exit codes (diverged 3, checkpoint write failed 4, stopped by a signal 128 + n) are listed
+in maven/errors.py."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from maven.errors import UserError
+from maven.errors import EXIT_DIVERGED, RunStopped, UserError
 
 
 def _run_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -78,7 +80,7 @@ def _resolve(args, seed: int | None = None):
     return resolve(run, parse_set(args.overrides))
 
 
-def cmd_train(args) -> None:
+def cmd_train(args) -> int:
     from maven import allocator, threads
 
     # before anything imports jax or torch does work: XLA reads its thread flags once; what it
@@ -93,7 +95,10 @@ def cmd_train(args) -> None:
         print(line, file=sys.stderr, flush=True)
     from maven.trainer import Trainer
 
-    Trainer(cfgs, outs, threads=chosen).run()
+    summaries = Trainer(cfgs, outs, threads=chosen).run()
+    summaries = summaries if isinstance(summaries, list) else [summaries]
+    # each diverged member has printed its own error line; the healthy ones finished
+    return EXIT_DIVERGED if any(s and s.get("status") == "diverged" for s in summaries) else 0
 
 
 def cmd_list(args) -> None:
@@ -126,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg = _resolve(args)
             print(f"ok: {cfg.env}/{cfg.map} {cfg.algo} preset {cfg.preset}")
         else:
-            cmd_train(args)
-    except UserError as err:
+            return cmd_train(args)
+    except (UserError, RunStopped) as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     return 0

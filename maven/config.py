@@ -38,6 +38,9 @@ class TrainConfig:
     checkpoint_interval: int = 20_000
     """Env steps between checkpoints (a final one is written at the end)."""
     checkpoints_kept: int = 2
+    on_nonfinite: Literal["stop", "skip_update"] = "stop"
+    """A non-finite loss or gradient norm: `stop` the member (summary status `diverged`, exit 3,
+    its last good checkpoint kept) or `skip_update` (that gradient step is not applied)."""
 
     # --- optimisation (PyMARL defaults) ----------------------------------------------------
     buffer_size: int = 5000

@@ -188,10 +188,13 @@ class QLearner:
         """One gradient step for every member with active[k] on its own batch [S, B, ...];
         episodes [S] = each member's training episodes so far (target refresh every
         target_update_interval of them). Inactive members do not change at all.
+        A member whose loss or gradient norm is not finite is not updated either (the trainer
+        reads the returned stats and stops or skips it, cfg.on_nonfinite).
         Returns stats {name: [S]} (rows of inactive members are meaningless)."""
         grads, stats = self._grads(self.params, self.target_params, batch.as_tuple())
         grads, stats["grad_norm"] = clip_grad_norm(grads, self.cfg.grad_norm_clip)
-        active = active.to(self.device)
+        finite = torch.stack([torch.isfinite(value) for value in stats.values()]).all(0)
+        active = active.to(self.device) & finite
         self.optimiser.step(self.params, grads, active)
         cpu_active = active.cpu()
         self.updates += cpu_active.long()

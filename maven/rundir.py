@@ -1,12 +1,15 @@
 """The run directory contract (docs: evaluation.md §2).
 
 config.yaml at start; eval.csv appended per evaluation; metrics.json (marl-eval format) rewritten
-per evaluation; summary.json written last and atomically: it marks the run finished.
+per evaluation; summary.json written last and atomically: it marks the run finished (status
+"finished") or stopped for good (status "diverged"). `.lock` is held (flock) by the one trainer
+writing the directory.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
 import platform
@@ -62,12 +65,39 @@ class RunDir:
             setattr(self, name, self.path / {"config": "config.yaml", "eval": "eval.csv",
                                              "metrics": "metrics.json", "summary": "summary.json",
                                              "checkpoints": "checkpoints"}[name])
+        self.lock_file = self.path / ".lock"
+        self._lock_handle = None
+
+    # --- one writer: an exclusive flock, released by the OS when the process ends ------------
+    def lock(self) -> None:
+        """Hold the directory's lock for the life of this process (or until unlock); a UserError
+        when another process holds it, before any run file is touched."""
+        if self._lock_handle is not None:
+            return
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"--out {self.path} is a file, not a directory; choose a directory path")
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.lock_file, "a")  # noqa: SIM115 - held while training; "a" never truncates
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise UserError(f"--out {self.path} is being written by another trainer (it holds {self.lock_file}); "
+                            "wait for it to end or choose another --out") from None
+        self._lock_handle = handle
+
+    def unlock(self) -> None:
+        if self._lock_handle is not None:
+            self._lock_handle.close()  # closing the only descriptor releases the flock
+            self._lock_handle = None
 
     # --- identity: which run a directory holds ---------------------------------------------
-    def claim(self, resolved: dict) -> str:
-        """Check the directory can hold this run: returns 'finished', 'resume' or 'new'.
+    def claim(self, resolved: dict, defaults: dict | None = None) -> str:
+        """Check the directory can hold this run: returns 'finished', 'diverged', 'resume' or 'new'.
 
         Refuses (UserError) a path that is a file or a directory holding another run's files.
+        A key missing from the recorded config (added to the code since the run started) matches
+        when the run asks for its default.
         """
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"--out {self.path} is a file, not a directory; choose a directory path")
@@ -77,17 +107,26 @@ class RunDir:
                 raise UserError(f"--out {self.path} holds run files but no config.yaml; "
                                 "choose an empty directory or remove it")
             return "new"
+        defaults = defaults or {}
         try:
             recorded = yaml.safe_load(self.config.read_text())["config"]
         except Exception:  # noqa: BLE001 - any unreadable config means "not ours"
             raise UserError(f"--out {self.path}: config.yaml is unreadable; choose another directory") from None
+        recorded = {**{k: v for k, v in defaults.items() if k not in recorded}, **recorded}
         differing = sorted(k for k in set(recorded) | set(resolved) if recorded.get(k) != resolved.get(k))
         if differing:
             shown = ", ".join(f"{k}={recorded.get(k)!r} (asked {resolved.get(k)!r})" for k in differing[:4])
             raise UserError(f"--out {self.path} holds another run ({shown}); choose another --out")
         if self.summary.exists():
-            return "finished"
+            return "diverged" if self.read_summary().get("status") == "diverged" else "finished"
         return "resume"
+
+    def read_summary(self) -> dict:
+        try:
+            summary = json.loads(self.summary.read_text())
+        except (OSError, ValueError):
+            return {}
+        return summary if isinstance(summary, dict) else {}
 
     def list_checkpoints(self) -> list[Path]:
         """The resumable checkpoints, oldest first."""

@@ -12,12 +12,18 @@ Checkpoints are the one thing members do together: when any member is due one (b
 counter), every running member writes one. Members' batches share one padded length (replay.py),
 so a member's arithmetic can depend in its last bits on where the others are; resuming all of
 them from the same iteration makes a killed population resume exactly.
+
+Faults (faults.py, exit codes in errors.py): each run directory is locked before anything is
+written; a member whose loss or gradient norm stops being finite stops alone (summary status
+"diverged", no checkpoint after the bad update) or skips that update (on_nonfinite); SIGTERM and
+SIGINT end the current iteration, checkpoint every running member and stop.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,7 +34,8 @@ import torch
 
 from maven import algos, envs
 from maven.config import TrainConfig
-from maven.errors import UserError
+from maven.errors import CheckpointWriteError, Interrupted, UserError
+from maven.faults import StopSignals, nonfinite_members
 from maven.per_z import PerZLog, per_z_columns
 from maven.replay import ReplayBuffer
 from maven.rundir import EVAL_COLUMNS, LATENT_COLUMNS, RunDir
@@ -89,14 +96,29 @@ class Trainer:
 
     # --- set-up --------------------------------------------------------------------------------
     def _claim(self) -> list[tuple[TrainConfig, RunDir, str]]:
-        """Every member's directory checked before any work: (cfg, run dir, 'new'|'resume')
-        for the members still to train."""
-        pending = []
-        for cfg, out in zip(self.cfgs, self.outs):
-            run_dir = RunDir(out)
-            status = run_dir.claim(cfg.to_dict())
+        """Every member's directory checked, then locked (all those with work left, before any
+        file is written; a finished one is not touched), then checked again under the lock:
+        (cfg, run dir, 'new'|'resume') for the members still to train. Diverged members are
+        recorded in self.diverged_before."""
+        defaults = TrainConfig().to_dict()
+        run_dirs = [RunDir(out) for out in self.outs]
+        # read-only: refuse before creating anything
+        settled = [run_dir.claim(cfg.to_dict(), defaults) in ("finished", "diverged")
+                   for cfg, run_dir in zip(self.cfgs, run_dirs)]
+        self.run_dirs = run_dirs  # unlocked when run() ends (the OS does it if the process dies)
+        for run_dir, done in zip(run_dirs, settled):
+            if not done:
+                run_dir.lock()
+        pending, self.diverged_before = [], {}
+        for cfg, run_dir in zip(self.cfgs, run_dirs):
+            status = run_dir.claim(cfg.to_dict(), defaults)
             if status == "finished":
                 print(f"{run_dir.path}: finished already (summary.json exists); nothing to do", flush=True)
+            elif status == "diverged":
+                summary = run_dir.read_summary()
+                self.diverged_before[cfg.seed] = summary
+                print(f"error: {run_dir.path} diverged earlier ({summary.get('reason', 'see summary.json')}); "
+                      "remove the directory to train it again", file=sys.stderr, flush=True)
             else:
                 pending.append((cfg, run_dir, status))
         return pending
@@ -122,6 +144,7 @@ class Trainer:
         self.last_checkpoint_t = np.zeros(S, np.int64)
         self.crashed_episodes = np.zeros(S, np.int64)
         self.wall_before = np.zeros(S)
+        self.skipped_updates = np.zeros(S, np.int64)  # non-finite updates skipped (on_nonfinite)
         self.last_stats: dict[str, torch.Tensor] = {}
         self.per_z = (PerZLog(S, cfg.noise_dim, cfg.per_z_test_logs_include_train, cfg.runner_log_interval)
                       if self.learner.has_latent else None)
@@ -149,18 +172,26 @@ class Trainer:
             "crashed_episodes": int(self.crashed_episodes[k]), "rows": member.rows,
             "metric_steps": member.metric_steps, "wall_time_s": self.wall_time(k),
             "last_stats": {name: float(v[k]) for name, v in self.last_stats.items()},
-            "iteration": self.iteration,
+            "iteration": self.iteration, "skipped_updates": int(self.skipped_updates[k]),
             "per_z": self.per_z.state(k) if self.per_z else None,
         }
         run_dir = member.run_dir
-        run_dir.checkpoints.mkdir(exist_ok=True)
         path = run_dir.checkpoints / f"step_{self.t_env[k]}_it{self.iteration}.pt"
         tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
+        try:  # written whole or not at all: a crash or a full disk leaves the older ones as they were
+            run_dir.checkpoints.mkdir(exist_ok=True)
+            with open(tmp, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(path)
+        except (OSError, RuntimeError) as err:  # torch's zip writer reports a short write as RuntimeError
+            tmp.unlink(missing_ok=True)
+            why = (err.strerror if isinstance(err, OSError) and err.strerror
+                   else f"the write was cut short, disk full or a file size limit? torch: {str(err).splitlines()[0]}")
+            raise CheckpointWriteError(
+                f"cannot write checkpoint {path} ({why}); the partial file was removed and the previous "
+                "checkpoints are kept: free space or fix permissions, then rerun to resume") from None
         self.last_checkpoint_t[k] = self.t_env[k]
         for old in run_dir.list_checkpoints()[: -self.cfg.checkpoints_kept]:
             old.unlink()
@@ -169,6 +200,9 @@ class Trainer:
         """Load the resuming members' checkpoints, from the newest round they all have when there
         is one (so the population resumes exactly, see the module docstring), else each from its
         newest readable one. Returns the members that found one."""
+        for k in resuming:  # a write cut short by a kill (nobody else writes here: we hold the lock)
+            for partial in self.members[k].run_dir.checkpoints.glob("*.tmp"):
+                partial.unlink()
         rounds = [{_iteration_of(p) for p in self.members[k].run_dir.list_checkpoints()} for k in resuming]
         common = set.intersection(*rounds) - {None} if rounds else set()
         prefer = max(common) if common else None
@@ -209,6 +243,7 @@ class Trainer:
             getattr(self, name)[k] = state[name]
         self.last_checkpoint_t[k] = state["t_env"]
         self.wall_before[k] = state["wall_time_s"]
+        self.skipped_updates[k] = state.get("skipped_updates", 0)
         member.rows, member.metric_steps = state["rows"], state["metric_steps"]
         if self.per_z:
             self.per_z.load_state(k, state.get("per_z"))
@@ -295,11 +330,16 @@ class Trainer:
     def run(self) -> list[dict | None] | dict | None:
         """Train every member to t_max (each resuming from its own checkpoint when it has one).
         Returns the summaries in member order (None for a member that had already finished: it
-        is not re-run or touched); a single run returns its summary alone."""
-        pending = self._claim()
-        results: dict[int, dict] = {}
-        if pending:
-            results = self._train(pending)
+        is not re-run or touched; a diverged member's has status "diverged"); a single run
+        returns its summary alone. Raises Interrupted after checkpointing on SIGTERM/SIGINT."""
+        try:
+            pending = self._claim()
+            results: dict[int, dict] = dict(self.diverged_before)
+            if pending:
+                results.update(self._train(pending))
+        finally:
+            for run_dir in getattr(self, "run_dirs", []):
+                run_dir.unlock()
         by_seed = [results.get(c.seed) for c in self.cfgs]
         return by_seed[0] if len(self.cfgs) == 1 else by_seed
 
@@ -321,9 +361,12 @@ class Trainer:
         running = self.t_env <= cfg.t_max
         self._finish(~running, summaries)
         bar = self._progress_bar()
+        stop = StopSignals()  # SIGTERM/SIGINT: end this iteration, checkpoint, raise Interrupted
         try:
             while running.any():
-                self._train_iteration(running)
+                diverged = self._train_iteration(running)
+                if diverged:
+                    running = self._diverge(diverged, running, summaries)
                 self.iteration += 1
                 due = running & (self.t_env - self.last_test_t >= cfg.test_interval)
                 if due.any():
@@ -339,13 +382,52 @@ class Trainer:
                 if bar is not None:
                     bar.n = int(np.minimum(self.t_env, cfg.t_max).min())
                     bar.refresh()
+                if stop.received is not None and running.any():
+                    self._interrupt(running, stop.received)
         finally:
+            stop.restore()
             if bar is not None:
                 bar.close()
             self.env.close()
             if self.test_env is not self.env:
                 self.test_env.close()
         return summaries
+
+    def _interrupt(self, running: np.ndarray, signum: int) -> None:
+        """A stop was requested: checkpoint every running member (unless this iteration just
+        did) and raise Interrupted; the rerun resumes from here exactly."""
+        if (running & (self.last_checkpoint_t != self.t_env)).any():
+            for k in np.flatnonzero(running):
+                self.save_checkpoint(k)
+        name = signal.Signals(signum).name
+        steps = ", ".join(f"seed {self.members[k].seed} at step {self.t_env[k]}" for k in np.flatnonzero(running))
+        raise Interrupted(f"stopped by {name} after checkpointing ({steps}); rerun the same command to resume",
+                          signum)
+
+    def _diverge(self, diverged: dict, running: np.ndarray, summaries: dict) -> np.ndarray:
+        """Members with a non-finite loss or gradient norm: skip that update (on_nonfinite:
+        skip_update; the learner did not apply it) or stop the member for good, keeping its
+        checkpoints as they were before the bad update. The other members go on."""
+        for k, (name, value, skippable) in diverged.items():
+            member = self.members[k]
+            where = f"seed {member.seed} at step {self.t_env[k]}: {name} is {value}"
+            if self.cfg.on_nonfinite == "skip_update" and skippable:
+                if self.skipped_updates[k] == 0:
+                    print(f"warning: {member.run_dir.path}: skipped a non-finite update ({where}); "
+                          "further skips are counted in summary.json", file=sys.stderr, flush=True)
+                self.skipped_updates[k] += 1
+                continue
+            kept = [p.name for p in member.run_dir.list_checkpoints()]
+            summary = {**self._summary(k, status="diverged"), "reason": f"{name} is {value} at step {self.t_env[k]}",
+                       "last_checkpoint": kept[-1] if kept else None}
+            member.run_dir.write_summary(summary)
+            summaries[member.seed] = summary
+            running = running.copy()
+            running[k] = False
+            print(f"error: diverged, {where}; stopped this member (last good checkpoint: "
+                  f"{kept[-1] if kept else 'none'}); see on_nonfinite in docs/architecture.md", file=sys.stderr,
+                  flush=True)
+        return running
 
     def _finish(self, ending: np.ndarray, summaries: dict) -> None:
         """Members past t_max: a last evaluation if the newest one is older, then the summary."""
@@ -360,7 +442,8 @@ class Trainer:
             self._prune_checkpoints(k)
             summaries[self.members[k].seed] = summary
 
-    def _train_iteration(self, running: np.ndarray) -> None:
+    def _train_iteration(self, running: np.ndarray) -> dict[int, tuple[str, float, bool]]:
+        """Rollout, z-policy, replay, update -> the members whose update was not finite."""
         cfg = self.cfg
         mask = self._mask(running)
         epsilon = torch.as_tensor(epsilon_at(self.t_env, cfg), dtype=torch.float32, device=self.device)
@@ -374,13 +457,21 @@ class Trainer:
             self.per_z.add_train(z.astype(np.int64), returns, kept_np > 0, running, self.t_env)
         kept = stats.kept & mask.unsqueeze(1)  # [S, B]
         has_kept = kept.any(1)
-        self._merge_stats(self.learner.after_rollout(stats.s0, stats.z, stats.returns, kept, has_kept), has_kept)
+        latent_stats = self.learner.after_rollout(stats.s0, stats.z, stats.returns, kept, has_kept)
+        self._merge_stats(latent_stats, has_kept)
         self.buffer.insert(batch, kept)
         learning = self.buffer.can_sample(cfg.batch_size) & mask
+        diverged = {}  # member -> (statistic, value, whether the update could be skipped)
         if bool(learning.any()):
             sample = self.buffer.sample(cfg.batch_size, learning)
             episodes = torch.as_tensor(self.episode)
-            self._merge_stats(self.learner.update(sample, episodes, learning), learning)
+            update_stats = self.learner.update(sample, episodes, learning)
+            diverged = {k: (*bad, True) for k, bad in nonfinite_members(update_stats, learning).items()}
+            finite = torch.as_tensor([k not in diverged for k in range(self.n_members)], device=self.device)
+            self._merge_stats(update_stats, learning & finite)  # a skipped update's stats are not logged
+        # the z-policy's own update is applied already: it cannot be skipped, only stopped
+        diverged.update({k: (*bad, False) for k, bad in nonfinite_members(latent_stats, has_kept).items()})
+        return diverged
 
     def _merge_stats(self, stats: dict, members: torch.Tensor) -> None:
         for name, value in stats.items():
@@ -391,24 +482,27 @@ class Trainer:
     def _population_record(self) -> dict:
         return {"seeds": [m.seed for m in self.members], "size": self.n_members, "threads": self.threads}
 
-    def _summary(self, k: int) -> dict:
+    def _summary(self, k: int, status: str = "finished") -> dict:
         member, cfg = self.members[k], self.cfg
 
         def score(row):
+            if row is None:  # a member that diverged before its first evaluation
+                return None
             return {"return_mean": row["return_mean"], "win_rate": row["win_rate"], "step": row["step"]}
 
         key = "win_rate" if self.info.has_win else "return_mean"
-        best = max(member.rows, key=lambda r: r[key])
+        best = max(member.rows, key=lambda r: r[key], default=None)
         wall = self.wall_time(k)
         summary = {
-            "status": "finished", "env": cfg.env, "map": cfg.map, "algo": cfg.algo,
+            "status": status, "env": cfg.env, "map": cfg.map, "algo": cfg.algo,
             "preset": cfg.preset, "seed": member.seed, "env_steps": int(self.t_env[k]),
             "episodes": int(self.episode[k]), "updates": int(self.learner.updates[k]),
             "wall_time_s": round(wall, 2), "env_steps_per_s": round(self.t_env[k] / max(wall, 1e-9), 1),
-            "final": score(member.rows[-1]), "best": score(best), "crashed_episodes": int(self.crashed_episodes[k]),
+            "final": score(member.rows[-1] if member.rows else None), "best": score(best), "crashed_episodes": int(self.crashed_episodes[k]),
+            "skipped_updates": int(self.skipped_updates[k]),
             "device": str(self.device), "population": self._population_record(),
         }
-        if self.learner.has_latent:
+        if self.learner.has_latent and member.rows:
             summary["final"]["return_mean_uniform_z"] = member.rows[-1].get("return_mean_uniform_z")
             summary["final"]["win_rate_uniform_z"] = member.rows[-1].get("win_rate_uniform_z")
         return summary

@@ -20,8 +20,12 @@ def env() -> dict:
     return out
 
 
-def snakemake(*args: str, workdir: Path = ROOT, timeout: float = 600, **popen) -> subprocess.CompletedProcess:
-    command = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
+def snakemake(*args: str, workdir: Path = ROOT, timeout: float = 600, snakefile: bool = True,
+              **popen) -> subprocess.CompletedProcess:
+    """snakefile=False: the Snakefile a profile selects (run from the repository root, as a user would)."""
+    chosen = ["--snakefile", str(ROOT / "Snakefile")] if snakefile else []
+    command = [SNAKEMAKE, *chosen, "--directory", str(workdir), *args]
+    popen.setdefault("cwd", ROOT)
     return subprocess.run(command, capture_output=True, text=True, env=env(), timeout=timeout, check=False, **popen)
 
 

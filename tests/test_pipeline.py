@@ -223,16 +223,23 @@ def test_config_errors_name_the_value_before_any_job(override, named, tmp_path):
     assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
 
 
-def test_figures_profile_never_trains(tmp_path):
-    run = tmp_path / "results/runs/matrix/m3/qmix/seed0"
+@pytest.mark.parametrize("figures_only", ["true", "false"])
+def test_figures_profile_never_trains_whatever_the_config(tmp_path, figures_only):
+    """The profile selects workflow/Figures.smk, which has no train rule: a user's --config
+    (even figures_only=false, another results_dir) cannot schedule training; missing runs are
+    still listed."""
+    run = tmp_path / "elsewhere/runs/matrix/m3/qmix/seed0"
     run.mkdir(parents=True)
     (run / "summary.json").write_text('{"status": "finished"}')
-    overrides = ["figures_only=true", "envs=[matrix]", "maps=[m3]", "seeds=[0,1]", "algos=[qmix]"]
-    result = snakemake("--profile", str(ROOT / "profiles/figures"), "-n", "--forceall", "--config", *overrides,
-                       workdir=tmp_path)
+    overrides = [f"figures_only={figures_only}", "results_dir=elsewhere", "envs=[matrix]", "maps=[m3]",
+                 "seeds=[0,1]", "algos=[qmix]"]
+    result = snakemake("--profile", "profiles/figures", "-n", "--forceall", "--config", *overrides,
+                       workdir=tmp_path, snakefile=False)
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     assert "train" not in counts and counts["aggregate"] == 1 and counts["figures"] == 1
+    assert "rule train" not in result.stdout and "seed1" not in result.stdout  # no job for the missing run
+    assert "elsewhere/figures/matrix_curves.png" in result.stdout
 
 
 TINY = ["envs=[matrix]", "maps=[m2]", "seeds=[0]", "algos=[qmix,vdn]", "t_max={m2: 2000}",

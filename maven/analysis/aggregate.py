@@ -1,7 +1,9 @@
 """Run directories -> the tidy `scores.csv` and the one-row-per-expected-run `runs.csv`.
 
-A run is finished exactly when a readable `summary.json` with status "finished" exists. Any
-unreadable file makes the run `failed` with a reason naming the file; nothing raises.
+A run is finished exactly when a readable `summary.json` with status "finished" exists; one whose
+summary.json says "diverged" (the trainer stopped it on a non-finite loss or gradient) is
+`diverged`. Any unreadable file makes the run `failed` with a reason naming the file; nothing
+raises.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class RunKey:
 @dataclass
 class RunRecord:
     key: RunKey
-    status: str  # finished | running | failed | missing
+    status: str  # finished | diverged | running | failed | missing
     reason: str
     evals: pd.DataFrame | None = None
     summary: dict | None = None
@@ -97,6 +99,8 @@ def read_run(key: RunKey, runs_dir: Path) -> RunRecord:
             raise TypeError("not a JSON object")
     except (TypeError, ValueError, OSError) as error:
         return RunRecord(key, "failed", f"corrupt {summary_path}: {error}")
+    if summary.get("status") == "diverged":
+        return RunRecord(key, "diverged", f"{summary_path}: {summary.get('reason', 'non-finite values')}")
     if summary.get("status") != "finished":
         return RunRecord(key, "failed", f"{summary_path} has status {summary.get('status')!r}")
     if not eval_path.exists():
