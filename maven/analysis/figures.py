@@ -20,6 +20,7 @@ from matplotlib.ticker import MaxNLocator
 from rliable import plot_utils
 
 from maven.analysis import stats
+from maven.analysis.aggregate import describe_presets
 
 FOCUS = "maven"
 COLUMN_IN = 3.4  # one column of a two-column paper
@@ -58,8 +59,9 @@ def placeholder(message: str) -> plt.Figure:
     return figure
 
 
-def plot_curves(gridded: pd.DataFrame, env: str, palette: dict) -> plt.Figure:
-    """Median across seeds with the interquartile band, one panel per map; MAVEN on top."""
+def plot_curves(gridded: pd.DataFrame, env: str, palette: dict, protocol: str = "") -> plt.Figure:
+    """Median across seeds with the interquartile band, one panel per map; MAVEN on top.
+    `protocol` (e.g. "preset matched") goes into every panel's title."""
     maps = sorted(gridded["map"].unique())
     cols = min(3, len(maps))
     rows = -(-len(maps) // cols)
@@ -82,7 +84,7 @@ def plot_curves(gridded: pd.DataFrame, env: str, palette: dict) -> plt.Figure:
                                     lw=0, zorder=zorder)
                     counts.append(rows_["seed"].nunique())
         n_text = f"n={min(counts)}" if len(set(counts)) == 1 else f"n={min(counts)}–{max(counts)}"
-        ax.set_title(f"{map_name} ({n_text} seeds)")
+        ax.set_title(f"{map_name} ({n_text} seeds)" + (f"\n{protocol}" if protocol else ""))
         ax.set_xlabel("env steps")
         ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
     for ax in axes.flat[len(maps):]:
@@ -179,7 +181,9 @@ def make_env_figures(scores: pd.DataFrame, runs: pd.DataFrame, env: str, out_dir
     per_run = stats.final_scores(headline)
     matrices, tasks, dropped = stats.score_matrices(per_run) if len(per_run) else ({}, [], {})
     palette = colours(list(runs["algo"].unique()) + list(env_scores["algo"].unique()))
-    facts = _caption_facts(runs[runs["env"] == env], headline, dropped)
+    env_runs = runs[runs["env"] == env]
+    protocol = describe_presets(env_runs)
+    facts = f"Protocol: {protocol}. " + _caption_facts(env_runs, headline, dropped)
     captions, figures = {}, {}
     if headline.empty:
         for kind in KINDS:
@@ -189,7 +193,7 @@ def make_env_figures(scores: pd.DataFrame, runs: pd.DataFrame, env: str, out_dir
         gridded = pd.concat([
             stats.on_grid(rows, stats.step_grid(rows, settings.grid_points)).assign(metric=metric)
             for (map_name, metric), rows in env_scores.groupby(["map", "metric"])])
-        figures["curves"] = plot_curves(gridded, env, palette)
+        figures["curves"] = plot_curves(gridded, env, palette, protocol)
         captions["curves"] = (f"{env}: median across seeds and interquartile band of the normalised test score "
                               "(MAVEN dashed: uniform z at test time). " + facts)
         points, intervals = stats.aggregate_intervals(matrices, settings.reps, settings.seed)
@@ -214,6 +218,8 @@ def make_env_figures(scores: pd.DataFrame, runs: pd.DataFrame, env: str, out_dir
         captions["sample_efficiency"] = (f"{env}: IQM of the normalised score at common steps (last evaluation at "
                                          "or before each step, no extrapolation), 95% CIs. " + facts)
     for kind, figure in figures.items():
+        if kind != "curves":  # the curves name it in every panel; their legend sits on top
+            figure.suptitle(f"{env}, {protocol}", fontsize="small", y=1.02)
         save(figure, out_dir / f"{env}_{kind}")
     return captions
 
