@@ -10,8 +10,8 @@ import torch
 
 pytest.importorskip("jax")
 
-from maven.config import resolve  # noqa: E402
-from maven.envs.smac_rules import SMAC_EPISODE_LIMITS, episode_limit, max_reward, smac_reward  # noqa: E402
+from maven.config import resolve
+from maven.envs.smac_rules import SMAC_EPISODE_LIMITS, episode_limit, max_reward, smac_reward
 
 MARINE = 45.0
 FULL = np.full(3, MARINE, np.float32)  # 3m: three enemy marines
