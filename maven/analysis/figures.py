@@ -145,6 +145,13 @@ def plot_sample_efficiency(steps: np.ndarray, points: dict, intervals: dict, pal
     return figure
 
 
+def _title_above(figure: plt.Figure, text: str) -> None:
+    """A title above everything already drawn (rliable's panels put their own titles on top)."""
+    renderer = figure.canvas.get_renderer()
+    top = max(ax.get_tightbbox(renderer).y1 for ax in figure.axes) / figure.bbox.height
+    figure.suptitle(text, fontsize="small", y=top + 0.01, va="bottom")
+
+
 def save(figure: plt.Figure, stem: Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
@@ -219,7 +226,7 @@ def make_env_figures(scores: pd.DataFrame, runs: pd.DataFrame, env: str, out_dir
                                          "or before each step, no extrapolation), 95% CIs. " + facts)
     for kind, figure in figures.items():
         if kind != "curves":  # the curves name it in every panel; their legend sits on top
-            figure.suptitle(f"{env}, {protocol}", fontsize="small", y=1.02)
+            _title_above(figure, f"{env}, {protocol}")
         save(figure, out_dir / f"{env}_{kind}")
     return captions
 
