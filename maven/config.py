@@ -121,6 +121,11 @@ class TrainConfig:
     # --- environments ----------------------------------------------------------------------
     good_branches: Literal[2, 4] = 2
     smax_max_steps: int = 100
+    """SMAX episode limit. Resolved per map: SMAC's limit for the maps SMAC has (3m 60, 2s3z 120,
+    ...; maven/envs/smac_rules.py), 100 (jaxmarl's default) for the others."""
+    smax_reward: Literal["smac", "jaxmarl"] = "smac"
+    """smac: SMAC's dense reward computed from SMAX's health and alive flags (at most 20 per
+    episode); jaxmarl: SMAX's own reward (damage fraction + 1 for a win, at most about 2)."""
     smax_normalise_state: bool = True
     """Rescale SMAX's world state (positions /32, cooldowns, type ids) to about [0, 1]."""
     smac_difficulty: str = "7"
@@ -243,7 +248,7 @@ def resolve(run: dict[str, Any], overrides: dict[str, Any] | None = None) -> Tra
     algos.check(algo)
     preset = run.get("preset") or "paper"
     values: dict[str, Any] = {}
-    values.update(envs.protocol_defaults(env))
+    values.update(envs.protocol_defaults(env, map_name))
     values.update(preset_overrides(algo, preset, env, map_name))
     values.update(overrides or {})
     for key in ("env", "map", "algo", "preset"):

@@ -19,7 +19,7 @@ from maven.analysis.export import export_marl_eval
 EVAL_HEADER = "step,episode,return_mean,return_std,win_rate,ep_length_mean,wall_time_s"
 
 
-def make_run(root, env, map_name, algo, seed, rows, *, finished=True, uniform=None):
+def make_run(root, env, map_name, algo, seed, rows, *, finished=True, uniform=None, preset="paper"):
     """rows: [(step, return_mean, win_rate or None)]. Writes the run-directory contract."""
     run_dir = agg.RunKey(env, map_name, algo, seed).path(root)
     run_dir.mkdir(parents=True)
@@ -40,7 +40,7 @@ def make_run(root, env, map_name, algo, seed, rows, *, finished=True, uniform=No
             "env_steps": last[0], "episodes": 10 * len(rows), "wall_time_s": 1.5, "env_steps_per_s": 1.0,
             "final": {"return_mean": last[1], "win_rate": last[2], "step": last[0]},
             "best": {"return_mean": max(r[1] for r in rows), "win_rate": None, "step": last[0]},
-            "status": "finished"}))
+            "status": "finished", "preset": preset}))
     return run_dir
 
 
@@ -123,8 +123,27 @@ def test_table_marks_missing_cells(matrix_grid, tmp_path):
     per_run = stats.final_scores(scores[scores["metric"] == "score"])
     table = tables.score_table(per_run, runs, reps=100)
     paths = tables.write_tables(table, tmp_path / "final", "caption")
-    assert "| matrix | m10 | vdn | missing | missing | 0/1 |" in paths[1].read_text()
+    assert "| matrix | m10 | vdn |  | missing | missing | 0/1 |" in paths[1].read_text()
+    assert "| matrix | m10 | qmix | paper |" in paths[1].read_text()
     assert r"qtran" not in paths[2].read_text() and r"\toprule" in paths[2].read_text()
+
+
+def test_figures_and_tables_name_the_presets(matrix_grid, tmp_path):
+    _, runs = agg.aggregate(matrix_grid)
+    assert agg.describe_presets(runs) == "preset paper"
+    make_run(matrix_grid, "matrix", "m10", "vdn", 0, [(1000, 2.0, None)], preset="matched")
+    _, runs = agg.aggregate(matrix_grid)
+    assert agg.describe_presets(runs) == "presets maven paper, qmix paper, vdn matched"
+    assert agg.describe_presets(runs.drop(columns="preset")) == "preset not recorded"
+    summary = tmp_path / "summary"
+    assert cli.main(["aggregate", "--runs-dir", str(matrix_grid), "--out-dir", str(summary)]) == 0
+    common = ["--scores", str(summary / "scores.csv"), "--runs", str(summary / "runs.csv"), "--reps", "50"]
+    assert cli.main(["tables", *common, "--out-dir", str(tmp_path / "tab")]) == 0
+    text = (tmp_path / "tab" / "final_scores.md").read_text()
+    assert "Protocol: presets maven paper, qmix paper, vdn matched" in text
+    assert "| matrix | m10 | vdn | matched |" in text
+    assert cli.main(["figures", *common, "--out-dir", str(tmp_path / "fig"), "--grid-points", "5"]) == 0
+    assert "Protocol: presets maven paper, qmix paper, vdn matched." in (tmp_path / "fig" / "captions.md").read_text()
 
 
 def test_milestones_by_hand():

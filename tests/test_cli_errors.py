@@ -21,7 +21,7 @@ def run(args, tmp_path, capsys):
     (["--map", "m0"], "unknown matrix map 'm0'"),
     (["--map", "corridor"], "unknown matrix map 'corridor'"),
     (["--algo", "coma"], "unknown algorithm 'coma'; choose one of: maven, qmix"),
-    (["--preset", "tuned"], "unknown preset 'tuned' for qmix; choose one of: paper, pymarl"),
+    (["--preset", "tuned"], "unknown preset 'tuned' for qmix; choose one of: matched, paper, pymarl"),
     (["--set", "learning_rate=0.1"], "unknown config key 'learning_rate'"),
     (["--set", "lr=fast"], "bad value 'fast' for lr: expected float"),
     (["--set", "batch_size=0"], "bad value 0 for batch_size: must be > 0"),

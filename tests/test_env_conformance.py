@@ -93,11 +93,11 @@ SMAX_STATE_BOUNDS = (0.0, 1.3)
 CASES = [
     Case("matrix", _build_matrix),
     Case("smax-3m", _smax_builder("3m"), dead_action=4, live_always=(0, 1, 2, 3, 4), repeats_obs=True,
-         win_reward=1.0, truncation={"overrides": {"smax_max_steps": 3}, "policy": "random"},
+         win_reward=200 / (365 / 20), truncation={"overrides": {"smax_max_steps": 3}, "policy": "random"},
          aggressive=lambda avail, gen: _first_attack_or(avail, 5, [1, 4]), expect_win=True,
          state_bounds=SMAX_STATE_BOUNDS, random_starts=True),
     Case("smax-2s3z", _smax_builder("2s3z"), dead_action=4, live_always=(0, 1, 2, 3, 4), repeats_obs=True,
-         win_reward=1.0, aggressive=lambda avail, gen: _first_attack_or(avail, 5, [1, 4]),
+         win_reward=200 / (1020 / 20), aggressive=lambda avail, gen: _first_attack_or(avail, 5, [1, 4]),
          state_bounds=SMAX_STATE_BOUNDS, random_starts=True, population=False),
     Case("smac-fake-3m", _build_fake_smac, dead_action=0, live_always=(1,), live_never=(0,), repeats_obs=True,
          win_reward=200 / (365 / 20), truncation={"overrides": {}, "policy": "passive"},

@@ -67,7 +67,8 @@ def cmd_tables(args) -> None:
     for name, per_run in (("final", stats.final_scores(headline)), ("best", stats.best_scores(headline))):
         table = tables.score_table(per_run, runs, args.reps, args.seed)
         caption = (f"{name.capitalize()} normalised score per map and algorithm: median [IQR] and IQM "
-                   f"[95% bootstrap CI, {args.reps:,} reps] across seeds; n = finished/expected runs.")
+                   f"[95% bootstrap CI, {args.reps:,} reps] across seeds; n = finished/expected runs. "
+                   f"Protocol: {agg.describe_presets(runs)} (column preset).")
         if name == "best":
             caption += " 'Best during training' is biased upward; report final."
         tables.write_tables(table, Path(args.out_dir) / f"{name}_scores", caption)

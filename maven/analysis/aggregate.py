@@ -19,7 +19,7 @@ import pandas as pd
 from maven.errors import UserError
 
 SCORE_COLUMNS = ["env", "map", "algo", "seed", "step", "metric", "value"]
-RUN_COLUMNS = ["env", "map", "algo", "seed", "status", "reason", "path", "env_steps", "wall_time_s"]
+RUN_COLUMNS = ["env", "map", "algo", "seed", "status", "reason", "path", "env_steps", "wall_time_s", "preset"]
 # eval.csv columns that are not metrics; per-z columns (z<i>_...) stay in eval.csv only (K of
 # them per pass), their maximum over z (max_z_...) is aggregated.
 NOT_METRICS = {"step", "episode", "wall_time_s"}
@@ -165,11 +165,25 @@ def aggregate(runs_dir: Path, expected: list[RunKey] | None = None) -> tuple[pd.
         summary = record.summary or {}
         rows.append({**vars(key), "status": record.status, "reason": record.reason,
                      "path": str(key.path(runs_dir)), "env_steps": _finite(summary.get("env_steps")),
-                     "wall_time_s": _finite(summary.get("wall_time_s"))})
+                     "wall_time_s": _finite(summary.get("wall_time_s")), "preset": summary.get("preset")})
         if record.status == "finished":
             score_frames.append(tidy_scores(key, record.evals))
     scores = pd.concat(score_frames, ignore_index=True) if score_frames else pd.DataFrame(columns=SCORE_COLUMNS)
     return scores, pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def describe_presets(runs: pd.DataFrame) -> str:
+    """The protocol a figure or table shows, from its finished runs' presets: "preset matched",
+    or "presets maven paper, qmix pymarl" when they differ (runs.csv files written before the
+    preset column existed: "preset not recorded")."""
+    finished = runs[runs["status"] == "finished"] if "status" in runs else runs
+    if "preset" not in finished or finished["preset"].isna().all():
+        return "preset not recorded"
+    by_algo = finished.dropna(subset=["preset"]).groupby("algo")["preset"].unique()
+    presets = {p for values in by_algo for p in values}
+    if len(presets) == 1:
+        return f"preset {presets.pop()}"
+    return "presets " + ", ".join(f"{algo} {'/'.join(sorted(values))}" for algo, values in by_algo.items())
 
 
 def read_scores(path: Path) -> pd.DataFrame:

@@ -20,6 +20,7 @@ from matplotlib.ticker import MaxNLocator
 from rliable import plot_utils
 
 from maven.analysis import stats
+from maven.analysis.aggregate import describe_presets
 
 FOCUS = "maven"
 COLUMN_IN = 3.4  # one column of a two-column paper
@@ -78,9 +79,11 @@ def placeholder(message: str) -> plt.Figure:
     return figure
 
 
-def plot_curves(gridded: pd.DataFrame, env: str, palette: dict, metrics: list[str]) -> plt.Figure:
+def plot_curves(gridded: pd.DataFrame, env: str, palette: dict, metrics: list[str],
+                protocol: str = "") -> plt.Figure:
     """Median across seeds with the interquartile band: one row of panels per map, one column per
-    metric (side by side on one y scale), every algorithm in each panel; MAVEN on top."""
+    metric (side by side on one y scale), every algorithm in each panel; MAVEN on top.
+    `protocol` (e.g. "preset matched") goes into every panel's title."""
     maps = sorted(gridded["map"].unique())
     metrics = [m for m in metrics if m in set(gridded["metric"])] or ["score"]
     figure, axes = plt.subplots(len(maps), len(metrics), figsize=(min(7.0, 2.4 * len(metrics)), 2.0 * len(maps)),
@@ -100,7 +103,8 @@ def plot_curves(gridded: pd.DataFrame, env: str, palette: dict, metrics: list[st
                 counts.append(rows_["seed"].nunique())
             n_text = "no runs" if not counts else (f"n={min(counts)}" if len(set(counts)) == 1
                                                    else f"n={min(counts)}–{max(counts)}")
-            ax.set_title(f"{map_name}: {METRIC_TITLES.get(metric, metric)} ({n_text})", fontsize="small")
+            ax.set_title(f"{map_name}: {METRIC_TITLES.get(metric, metric)} ({n_text})"
+                         + (f"\n{protocol}" if protocol else ""), fontsize="small")
             ax.set_xlabel("env steps")
             ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
         raw = {"return_mean": "test return", "win_rate": "test win rate"}
@@ -165,6 +169,13 @@ def plot_sample_efficiency(steps: np.ndarray, points: dict, intervals: dict, pal
     return figure
 
 
+def _title_above(figure: plt.Figure, text: str) -> None:
+    """A title above everything already drawn (rliable's panels put their own titles on top)."""
+    renderer = figure.canvas.get_renderer()
+    top = max(ax.get_tightbbox(renderer).y1 for ax in figure.axes) / figure.bbox.height
+    figure.suptitle(text, fontsize="small", y=top + 0.01, va="bottom")
+
+
 def save(figure: plt.Figure, stem: Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
@@ -202,7 +213,9 @@ def make_env_figures(scores: pd.DataFrame, runs: pd.DataFrame, env: str, out_dir
     per_run = stats.final_scores(headline)
     matrices, tasks, dropped = stats.score_matrices(per_run) if len(per_run) else ({}, [], {})
     palette = colours(list(runs["algo"].unique()) + list(env_scores["algo"].unique()))
-    facts = _caption_facts(runs[runs["env"] == env], headline, dropped)
+    env_runs = runs[runs["env"] == env]
+    protocol = describe_presets(env_runs)
+    facts = f"Protocol: {protocol}. " + _caption_facts(env_runs, headline, dropped)
     captions, figures = {}, {}
     if headline.empty:
         for kind in KINDS:
@@ -212,7 +225,7 @@ def make_env_figures(scores: pd.DataFrame, runs: pd.DataFrame, env: str, out_dir
         gridded = pd.concat([
             stats.on_grid(rows, stats.step_grid(rows, settings.grid_points)).assign(metric=metric)
             for (map_name, metric), rows in env_scores.groupby(["map", "metric"])])
-        figures["curves"] = plot_curves(gridded, env, palette, settings.curves_of(env))
+        figures["curves"] = plot_curves(gridded, env, palette, settings.curves_of(env), protocol)
         shown = [m for m in settings.curves_of(env) if m in set(env_scores["metric"])]
         captions["curves"] = (f"{env}: median across seeds and interquartile band, side by side: "
                               + "; ".join(METRIC_TITLES.get(m, m) for m in shown)
@@ -240,6 +253,8 @@ def make_env_figures(scores: pd.DataFrame, runs: pd.DataFrame, env: str, out_dir
         captions["sample_efficiency"] = (f"{env}: IQM of the normalised score at common steps (last evaluation at "
                                          "or before each step, no extrapolation), 95% CIs. " + facts)
     for kind, figure in figures.items():
+        if kind != "curves":  # the curves name it in every panel; their legend sits on top
+            _title_above(figure, f"{env}, {protocol}")
         save(figure, out_dir / f"{env}_{kind}")
     return captions
 

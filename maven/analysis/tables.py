@@ -18,21 +18,31 @@ CELL = ["env", "map", "algo"]
 def score_table(per_run: pd.DataFrame, runs: pd.DataFrame, reps: int, seed: int = 0) -> pd.DataFrame:
     """Numeric table, one row per expected (env, map, algo); cells with no finished run stay NaN."""
     expected = runs.groupby(CELL).size().rename("expected").reset_index()
+    presets = _presets_per_cell(runs)
     groups = {"/".join(key): rows["value"].to_numpy()[:, None] for key, rows in per_run.groupby(CELL)}
     points, intervals = stats.iqm_intervals(groups, reps, seed) if groups else ({}, {})
     rows = []
     for cell in expected.itertuples(index=False):
         name = f"{cell.env}/{cell.map}/{cell.algo}"
         values = groups.get(name, np.empty((0, 1)))[:, 0]
-        row = {"env": cell.env, "map": cell.map, "algo": cell.algo, "n": len(values),
+        row = {"env": cell.env, "map": cell.map, "algo": cell.algo,
+               "preset": presets.get((cell.env, cell.map, cell.algo), ""), "n": len(values),
                "expected": cell.expected}
         if len(values):
             q25, median, q75 = np.percentile(values, [25, 50, 75])
             row |= {"median": median, "q25": q25, "q75": q75, "iqm": float(points[name][0]),
                     "iqm_lo": float(intervals[name][0, 0]), "iqm_hi": float(intervals[name][1, 0])}
         rows.append(row)
-    columns = ["env", "map", "algo", "n", "expected", "median", "q25", "q75", "iqm", "iqm_lo", "iqm_hi"]
+    columns = ["env", "map", "algo", "preset", "n", "expected", "median", "q25", "q75", "iqm", "iqm_lo", "iqm_hi"]
     return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def _presets_per_cell(runs: pd.DataFrame) -> dict[tuple, str]:
+    """(env, map, algo) -> the preset(s) its finished runs used ("" when not recorded)."""
+    if "preset" not in runs:
+        return {}
+    finished = runs[(runs["status"] == "finished") & runs["preset"].notna()]
+    return {key: "/".join(sorted(set(rows["preset"]))) for key, rows in finished.groupby(CELL)}
 
 
 def formatted(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
@@ -48,7 +58,7 @@ def formatted(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
             "IQM [95% CI]": f"{fmt(row['iqm'])} [{fmt(row['iqm_lo'])}, {fmt(row['iqm_hi'])}]",
         })
 
-    out = table[["env", "map", "algo"]].copy()
+    out = table[["env", "map", "algo", "preset"]].copy()
     out[["median [IQR]", "IQM [95% CI]"]] = table.apply(cells, axis=1)
     out["n"] = table["n"].astype(str) + "/" + table["expected"].astype(str)
     return out

@@ -55,9 +55,16 @@ def check_map(env: str, map_name: str) -> None:
     choose(f"{env} map", map_name, module.maps())
 
 
-def protocol_defaults(env: str) -> dict:
+def protocol_defaults(env: str, map_name: str | None = None) -> dict:
+    """The environment's protocol; for SMAX also the map's episode limit (SMAC's where SMAC has
+    the map, see smac_rules.py)."""
     choose("environment", env, ENVS)
-    return dict(ENVS[env].protocol)
+    defaults = dict(ENVS[env].protocol)
+    if env == "smax" and map_name is not None:
+        from maven.envs.smac_rules import episode_limit
+
+        defaults["smax_max_steps"] = episode_limit(map_name)
+    return defaults
 
 
 def make(cfg: TrainConfig, n_envs: int, device, member_seeds: Sequence[int]) -> VecEnv:

@@ -10,6 +10,9 @@ of zero-copy DLPack hand-overs to torch. JAX runs on the same device as torch.
 Decisions (see docs/environments.md):
 - `env.step_env` is used (no auto-reset), so the terminal obs/state are returned.
 - won = all enemies dead and at least one ally alive, read from the post-step state.
+- reward: SMAC's dense reward (smac_rules.py) computed in the same XLA call from the enemies'
+  health and alive flags before and after the step (`reward="smac"`, the default), or
+  jaxmarl's own team reward (`reward="jaxmarl"`).
 - terminated = a team was eliminated; truncated = `max_steps` steps reached with both teams
   alive. The adapter applies the limit itself: jaxmarl's own check ends the episode one step
   late (after max_steps + 1 steps).
@@ -34,6 +37,7 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 import numpy as np
 import torch
 
+from maven.envs import smac_rules
 from maven.envs.base import EnvInfo, EnvStep, seeds_per_member
 from maven.errors import UserError, choose
 
@@ -98,7 +102,7 @@ def normalise_world_state(world_state, unit_types, unit_cooldowns, map_size: flo
 
 
 @lru_cache(maxsize=16)
-def _compiled(map_name: str, max_steps: int, normalise_state: bool):
+def _compiled(map_name: str, max_steps: int, normalise_state: bool, reward_kind: str = "smac"):
     """The env and its jitted population reset/step for one configuration.
 
     Cached so that several VecEnvs of one configuration (train and test runners, tests) share
@@ -113,6 +117,7 @@ def _compiled(map_name: str, max_steps: int, normalise_state: bool):
     agents = list(env.agents)  # index order; jit returns dict keys string-sorted
     n_allies = env.num_allies
     unit_cooldowns = jnp.asarray(env.unit_type_weapon_cooldowns, dtype=jnp.float32)
+    unit_health = jnp.asarray(env.unit_type_health, dtype=jnp.float32)
 
     def strong(tree):
         # reset's enemy policy state holds a weakly typed int32; step's is strong: cast, or the
@@ -142,6 +147,7 @@ def _compiled(map_name: str, max_steps: int, normalise_state: bool):
         env_state, done, prev_obs, prev_world_state, prev_avail = carry
         n_envs = done.shape[0]
         key, step_key = jax.random.split(key)
+        before = env_state.state
         action_dict = {a: actions[:, i] for i, a in enumerate(agents)}
         obs_dict, next_state, rewards, dones, _ = jax.vmap(env.step_env)(
             jax.random.split(step_key, n_envs), env_state, action_dict
@@ -169,7 +175,16 @@ def _compiled(map_name: str, max_steps: int, normalise_state: bool):
         terminated = ended & eliminated
         truncated = ended & ~eliminated
         won = terminated & allies_alive & ~enemies_alive
-        reward = jnp.where(active, rewards[agents[0]], 0.0).astype(jnp.float32)  # team reward
+        if reward_kind == "smac":
+            after, enemies = env_state.state, slice(n_allies, None)
+            enemy_max_health = unit_health[before.unit_types[:, enemies].astype(jnp.int32)]  # [B, E]
+            team_reward = smac_rules.smac_reward(
+                before.unit_health[:, enemies], before.unit_alive[:, enemies], after.unit_health[:, enemies],
+                after.unit_alive[:, enemies], won, enemy_max_health,
+            )
+        else:
+            team_reward = rewards[agents[0]]
+        reward = jnp.where(active, team_reward, 0.0).astype(jnp.float32)
         carry = (env_state, done | ended, obs, world_state, avail)
         return key, carry, (reward, terminated, truncated, won)
 
@@ -215,18 +230,22 @@ class SMAXVecEnv:
     """S members × B HeuristicEnemySMAX environments on one device (see the module docstring)."""
 
     def __init__(self, map_name: str, envs_per_member: int, device, member_seeds: Sequence[int] = (0,),
-                 max_steps: int = 100, normalise_state: bool = True):
+                 max_steps: int = 100, normalise_state: bool = True, reward: str = "smac"):
         check_map(map_name)
+        choose("smax reward", reward, ("smac", "jaxmarl"))
         import jax
 
         self._jax = jax
         self.map_name = map_name
+        self.reward = reward
         self.n_members = len(member_seeds)
         self.envs_per_member = envs_per_member
         self.n_envs = self.n_members * envs_per_member
         self.device = torch.device(device)
         self._jax_device = _jax_device(self.device)
-        self._env, self.info, self._reset_fn, self._step_fn = _compiled(map_name, max_steps, normalise_state)
+        self._env, self.info, self._reset_fn, self._step_fn = _compiled(
+            map_name, max_steps, normalise_state, reward
+        )
         self._keys = self._put(self._keys_of(list(member_seeds)))  # [S, 2]
         self._carry = None
 
@@ -283,12 +302,13 @@ class SMAXVecEnv:
     def metadata(self) -> dict:
         from importlib.metadata import version
 
-        return {"jaxmarl": version("jaxmarl"), "jax": self._jax.__version__, "smax_scenario": self.map_name}
+        return {"jaxmarl": version("jaxmarl"), "jax": self._jax.__version__, "smax_scenario": self.map_name,
+                "smax_reward": self.reward, "smax_max_steps": self.info.episode_limit}
 
 
 def make(cfg, n_envs: int, device, member_seeds: Sequence[int]) -> SMAXVecEnv:
     """n_envs environments for each member (seeds `member_seeds`)."""
     return SMAXVecEnv(
         cfg.map, n_envs, device, member_seeds, max_steps=cfg.smax_max_steps,
-        normalise_state=cfg.smax_normalise_state,
+        normalise_state=cfg.smax_normalise_state, reward=cfg.smax_reward,
     )
