@@ -227,12 +227,14 @@ def make_env_figures(scores: pd.DataFrame, runs: pd.DataFrame, env: str, out_dir
             for (map_name, metric), rows in env_scores.groupby(["map", "metric"])])
         figures["curves"] = plot_curves(gridded, env, palette, settings.curves_of(env), protocol)
         shown = [m for m in settings.curves_of(env) if m in set(env_scores["metric"])]
-        notes = ["scores: " + ("return normalised by the optimum" if env == "matrix" else "test win rate")]
+        notes = []
+        if any(m.startswith("score") for m in shown):
+            notes.append("scores: " + ("return normalised by the optimum" if env == "matrix" else "test win rate"))
         if any("max_z" in m for m in shown):
             notes.append("max over z as the original logs it, reference.md §1.7")
         captions["curves"] = (f"{env}: median across seeds and interquartile band, side by side: "
                               + "; ".join(METRIC_TITLES.get(m, m) for m in shown)
-                              + f" ({'; '.join(notes)}). " + facts)
+                              + (f" ({'; '.join(notes)})" if notes else "") + ". " + facts)
         points, intervals = stats.aggregate_intervals(matrices, settings.reps, settings.seed)
         figures["aggregate"] = plot_aggregate(points, intervals, palette)
         captions["aggregate"] = (f"{env}: final normalised scores over {len(tasks)} map(s), 95% stratified "
