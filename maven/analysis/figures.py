@@ -6,6 +6,7 @@ Each `plot_*` takes already-computed numbers and returns a Figure; `make_figures
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def plot_curves(gridded: pd.DataFrame, env: str, palette: dict, metrics: list[st
             n_text = "no runs" if not counts else (f"n={min(counts)}" if len(set(counts)) == 1
                                                    else f"n={min(counts)}–{max(counts)}")
             ax.set_title(f"{map_name}: {METRIC_TITLES.get(metric, metric)} ({n_text})"
-                         + (f"\n{protocol}" if protocol else ""), fontsize="small")
+                         + (f"\n{textwrap.fill(protocol, 34)}" if protocol else ""), fontsize="small")
             ax.set_xlabel("env steps")
             ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
         raw = {"return_mean": "test return", "win_rate": "test win rate"}
