@@ -449,11 +449,12 @@ class Trainer:
         epsilon = torch.as_tensor(epsilon_at(self.t_env, cfg), dtype=torch.float32, device=self.device)
         batch, stats = rollout(self.env, self.learner, cfg, self.action_streams, self._reset_seeds(running),
                                epsilon, mask)
-        lengths, crashed = torch.stack([stats.lengths.sum(1), stats.crashed.sum(1)]).cpu().numpy()  # one transfer
-        self.t_env += np.where(running, lengths, 0)
-        self.crashed_episodes += np.where(running, crashed, 0)
+        # one host transfer per iteration: [5, S, B] episode lengths, crashes, z, returns, kept
+        lengths, crashed, z, returns, kept_np = torch.stack(
+            [stats.lengths.float(), stats.crashed.float(), stats.z.float(), stats.returns, stats.kept.float()]).cpu().numpy()
+        self.t_env += np.where(running, lengths.sum(1).astype(np.int64), 0)
+        self.crashed_episodes += np.where(running, crashed.sum(1).astype(np.int64), 0)
         if self.per_z and self.per_z.include_train:  # training episodes the original mixes into per-z logs (Q6)
-            z, returns, kept_np = torch.stack([stats.z.float(), stats.returns, stats.kept.float()]).cpu().numpy()
             self.per_z.add_train(z.astype(np.int64), returns, kept_np > 0, running, self.t_env)
         kept = stats.kept & mask.unsqueeze(1)  # [S, B]
         has_kept = kept.any(1)
