@@ -95,6 +95,30 @@ def test_outcomes_command_writes_markdown_with_labels_medians_and_improvement(gr
     assert (grid / "tables" / "outcomes_matrix.csv").read_text().startswith("env,map,algo,metric,n,reached")
 
 
+def test_success_curves_count_seeds_at_the_target_at_each_common_step(grid):
+    scores = agg.read_scores(grid / "scores.csv")
+    curves = outcomes.success_curves(scores, ["return_mean", "max_z_return_mean"], 13, grid_points=3)
+    ret = curves[curves["metric"] == "return_mean"].set_index(["algo", "step"])
+    # grid 25k, 65k, 105k; 65k reads each seed's 50k evaluation (x 0.8: below 13)
+    assert ret.loc["maven", "reached"].tolist() == [0, 0, 3]
+    assert ret.loc["qmix_k1", "share"].tolist() == [0, 0, 0.25]
+    assert ret.loc["qmix", "n"].tolist() == [4, 4, 4]
+    assert ret.loc[("maven", 105000), ["ci_low", "ci_high"]].tolist() == pytest.approx(outcomes.clopper_pearson(3, 4))
+    max_z = curves[curves["metric"] == "max_z_return_mean"].set_index(["algo", "step"])
+    assert max_z.loc["maven", "reached"].tolist() == [0, 0, 4]
+
+
+def test_outcomes_command_draws_the_share_over_training_with_its_caption(grid):
+    out, stem = grid / "tables" / "outcomes_matrix.md", grid / "figures" / "matrix_success"
+    code = cli.main(["outcomes", "--scores", str(grid / "scores.csv"), "--runs", str(grid / "runs.csv"),
+                     "--env", "matrix", "--target", "13", "--success-metrics", "return_mean", "max_z_return_mean",
+                     "--references", "maven", "--reps", "50", "--grid-points", "3", "--out", str(out),
+                     "--figure", str(stem)])
+    assert code == 0
+    assert stem.with_suffix(".png").stat().st_size > 0 and stem.with_suffix(".pdf").stat().st_size > 0
+    assert "`matrix_success.png`: the share of seeds" in out.read_text()
+
+
 def test_curves_show_the_chosen_metrics_side_by_side_with_variant_labels(grid):
     code = cli.main(["figures", "--scores", str(grid / "scores.csv"), "--runs", str(grid / "runs.csv"),
                      "--out-dir", str(grid / "figures"), "--reps", "50", "--grid-points", "3",

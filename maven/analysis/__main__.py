@@ -107,11 +107,35 @@ def cmd_outcomes(args) -> None:
                        if first else pd.DataFrame())
         text = outcomes.to_markdown(success, at_steps, improvement, args.target, args.steps, args.references,
                                     labels)
+    if args.figure:
+        text += _success_figure(scores, args, labels)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     success.to_csv(out.with_suffix(".csv"), index=False)
     print(text, end="")
+
+
+def _success_figure(scores: pd.DataFrame, args, labels: dict[str, str]) -> str:
+    """Draw the share of seeds at the target over training into args.figure (.png, .pdf); returns
+    the caption for the outcomes file."""
+    from maven.analysis import figures
+
+    figures.set_labels(labels)
+    figures._style()
+    stem = Path(args.figure)
+    metrics = [m for m in args.success_metrics if m in set(scores["metric"])]
+    curves = outcomes.success_curves(scores, metrics, args.target, args.grid_points) if metrics else pd.DataFrame()
+    if curves.empty:
+        figures.save(figures.placeholder("no finished runs yet"), stem)
+        return f"\n`{stem.name}.png`: no finished runs yet.\n"
+    runs = _csv(args.runs) if args.runs else pd.DataFrame({"algo": []})
+    protocol = agg.describe_presets(runs) if args.runs else ""
+    palette = figures.colours(list(runs["algo"].unique()) + list(scores["algo"].unique()))  # as the other figures
+    figures.save(figures.plot_success(curves, palette, args.target, protocol), stem)
+    return (f"\n`{stem.name}.png`: the share of seeds whose last evaluation at or before each step reaches "
+            f"{args.target:g}, with its exact binomial (Clopper–Pearson) 95% band, for "
+            + ", ".join(metrics) + ".\n")
 
 
 def cmd_milestones(args) -> None:
@@ -180,6 +204,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reps", type=int, default=50_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="the Markdown file; the success table goes beside it as .csv")
+    p.add_argument("--figure", help="also draw the share of seeds at the target over training: path stem "
+                   "(.png and .pdf are written)")
+    p.add_argument("--runs", help="runs.csv, for the protocol in the figure's titles")
+    p.add_argument("--grid-points", type=int, default=50, help="common steps of the figure")
     p.set_defaults(fn=cmd_outcomes)
     return top
 

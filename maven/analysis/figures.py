@@ -121,6 +121,43 @@ def plot_curves(gridded: pd.DataFrame, env: str, palette: dict, metrics: list[st
     return figure
 
 
+def plot_success(curves: pd.DataFrame, palette: dict, target: float, protocol: str = "") -> plt.Figure:
+    """The share of seeds at or above target over training (outcomes.success_curves) with its exact
+    95% band: one row of panels per map, one column per metric, every entry in each panel."""
+    maps, metrics = sorted(curves["map"].unique()), list(dict.fromkeys(curves["metric"]))
+    figure, axes = plt.subplots(len(maps), len(metrics), figsize=(min(7.0, 2.4 * len(metrics)), 2.0 * len(maps)),
+                                squeeze=False, sharey=True)
+    for row, map_name in enumerate(maps):
+        for col, metric in enumerate(metrics):
+            ax = axes[row, col]
+            panel = curves[(curves["map"] == map_name) & (curves["metric"] == metric)]
+            counts, entries = [], sorted(panel["algo"].unique(), key=lambda a: (a == FOCUS, a))
+            alpha = max(0.05, 0.3 / max(len(entries), 1))  # exact bands are wide: keep the lines readable
+            for algo in entries:
+                line = panel[panel["algo"] == algo].sort_values("step")
+                zorder = 3 if algo == FOCUS else 2
+                ax.plot(line["step"], line["share"], color=palette[algo], label=_label(algo), lw=1.2,
+                        zorder=zorder, drawstyle="steps-post")
+                ax.fill_between(line["step"], line["ci_low"], line["ci_high"], color=palette[algo], alpha=alpha,
+                                lw=0, zorder=zorder, step="post")
+                counts.append(int(line["n"].max()))
+            n_text = f"n={min(counts)}" if len(set(counts)) == 1 else f"n={min(counts)}–{max(counts)}"
+            ax.set_title(f"{map_name}: {METRIC_TITLES.get(metric, metric)}\nreaches {target:g} ({n_text})"
+                         + (f"\n{textwrap.fill(protocol, 34)}" if protocol else ""), fontsize="small")
+            ax.set_xlabel("env steps")
+            ax.set_ylim(-0.02, 1.02)
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+        axes[row, 0].set_ylabel("share of seeds")
+    handles = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    figure.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(3, len(handles)),
+                  frameon=False, bbox_to_anchor=(0.5, 1.0))
+    figure.tight_layout()
+    return figure
+
+
 def plot_aggregate(points: dict, intervals: dict, palette: dict) -> plt.Figure:
     algos = sorted(points, key=lambda a: (a != FOCUS, a))
     figure, _ = plot_utils.plot_interval_estimates(

@@ -5,7 +5,9 @@ m10) or in the trap (10), so the honest comparison is a count: the share of seed
 value reaches the target, with an exact binomial (Clopper–Pearson) 95% CI, and Fisher's exact
 test of each entry's 2x2 table (reached / not) against each reference entry. Beside it: median
 [IQR] of any logged metric at given steps, and P(improvement) (rliable, stratified bootstrap) of
-each entry over each reference on the final value of the first success metric.
+each entry over each reference on the final value of the first success metric; and the same
+share over training (`success_curves`, drawn by figures.plot_success), since a median curve of
+runs that end at either 10 or 13 sits at one of the two and hides the split.
 """
 
 from __future__ import annotations
@@ -52,6 +54,24 @@ def success_table(scores: pd.DataFrame, metrics: list[str], target: float, refer
                 row[f"fisher_p_vs_{ref}"] = np.nan if ref == algo else fisher_p(reached, n, ref_reached, ref_n)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def success_curves(scores: pd.DataFrame, metrics: list[str], target: float, grid_points: int) -> pd.DataFrame:
+    """Per (env, map, algo, metric) and common step: how many seeds' last evaluation at or before
+    the step reaches target -> columns env, map, algo, metric, step, reached, n, share, ci_low,
+    ci_high (Clopper–Pearson 95%)."""
+    rows = []
+    for metric in metrics:
+        for (env, map_name), cell in scores[scores["metric"] == metric].groupby(["env", "map"]):
+            gridded = stats.on_grid(cell, stats.step_grid(cell, grid_points)).dropna(subset=["value"])
+            gridded["reached"] = gridded["value"] >= target - REACH_TOLERANCE
+            for (algo, step), group in gridded.groupby(["algo", "step"]):
+                reached, n = int(group["reached"].sum()), len(group)
+                low, high = clopper_pearson(reached, n)
+                rows.append({"env": env, "map": map_name, "algo": algo, "metric": metric, "step": int(step),
+                             "reached": reached, "n": n, "share": reached / n, "ci_low": low, "ci_high": high})
+    columns = ["env", "map", "algo", "metric", "step", "reached", "n", "share", "ci_low", "ci_high"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def improvement_table(scores: pd.DataFrame, metric: str, references: list[str], reps: int,

@@ -48,9 +48,11 @@ rule milestones:
 
 rule outcomes:
     # Per-seed outcomes of one environment (config key `outcomes`): seeds reaching the target
-    # with exact CIs and Fisher tests, median [IQR] of each metric at steps, P(improvement).
+    # with exact CIs and Fisher tests, median [IQR] of each metric at steps, P(improvement);
+    # and a figure of that share over training (figures/<env>_success).
     input:
         scores=rules.aggregate.output.scores,
+        runs=rules.aggregate.output.runs,
     output:
         md=report(
             f"{RESULTS}/tables/outcomes_{{env}}.md",
@@ -58,6 +60,13 @@ rule outcomes:
             category="Tables",
         ),
         csv=f"{RESULTS}/tables/outcomes_{{env}}.csv",
+        png=report(
+            f"{RESULTS}/figures/{{env}}_success.png",
+            caption="../report/success.rst",
+            category="Figures",
+            subcategory="{env}",
+        ),
+        pdf=f"{RESULTS}/figures/{{env}}_success.pdf",
     log:
         f"{LOGS}/outcomes_{{env}}.log",
     conda:
@@ -67,5 +76,6 @@ rule outcomes:
         labels=labels(),
         reps=config["bootstrap_reps"],
         seed=config["bootstrap_seed"],
+        grid_points=config["grid_points"],
     script:
         "../scripts/outcomes.py"

@@ -1,7 +1,9 @@
-"""Snakemake script: scores.csv -> tables/outcomes_<env>.md and .csv (logic in maven.analysis)."""
+"""Snakemake script: scores.csv -> tables/outcomes_<env>.md and .csv, figures/<env>_success.png and .pdf
+(logic in maven.analysis)."""
 
 import contextlib
 import json
+from pathlib import Path
 
 from maven.analysis import __main__ as cli
 
@@ -12,7 +14,8 @@ args += ["--target", str(spec["target"]), "--success-metrics", *spec["success_me
 args += ["--metrics", *spec["metrics"], "--steps", *map(str, spec["steps"])]
 args += ["--references", *spec.get("references", []), "--labels", json.dumps(snakemake.params.labels)]
 args += ["--reps", str(snakemake.params.reps), "--seed", str(snakemake.params.seed)]
-args += ["--out", snakemake.output.md]
+args += ["--out", snakemake.output.md, "--runs", snakemake.input.runs]
+args += ["--figure", str(Path(snakemake.output.png).with_suffix("")), "--grid-points", str(snakemake.params.grid_points)]
 with open(snakemake.log[0], "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
     code = cli.main(args)
 raise SystemExit(code)
