@@ -77,6 +77,8 @@ def test_outcome_table_counts_seeds_reaching_13_per_metric(grid):
     assert row.loc[("maven", "return_mean"), "fisher_p_vs_qmix"] == pytest.approx(outcomes.fisher_p(3, 4, 0, 4))
     assert row.loc[("qmix_k1", "return_mean"), "fisher_p_vs_maven"] == pytest.approx(outcomes.fisher_p(1, 4, 3, 4))
     assert math.isnan(row.loc[("maven", "return_mean"), "fisher_p_vs_maven"])
+    assert row.loc[("maven", "return_mean"), "seeds_reached"] == "0 1 2"
+    assert row.loc[("qmix", "return_mean"), "seeds_reached"] == ""
 
 
 def test_outcomes_command_writes_markdown_with_labels_medians_and_improvement(grid):

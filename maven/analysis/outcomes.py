@@ -43,12 +43,15 @@ def success_table(scores: pd.DataFrame, metrics: list[str], target: float, refer
     rows = []
     for metric in metrics:
         final = stats.final_scores(scores, metric)
-        counts = {key: (int((group["value"] >= target - REACH_TOLERANCE).sum()), len(group))
-                  for key, group in final.groupby(CELL)}
+        final["reached"] = final["value"] >= target - REACH_TOLERANCE
+        counts = {key: (int(group["reached"].sum()), len(group)) for key, group in final.groupby(CELL)}
+        which = {key: " ".join(map(str, sorted(group.loc[group["reached"], "seed"])))
+                 for key, group in final.groupby(CELL)}
         for (env, map_name, algo), (reached, n) in sorted(counts.items()):
             low, high = clopper_pearson(reached, n)
             row = {"env": env, "map": map_name, "algo": algo, "metric": metric, "n": n, "reached": reached,
-                   "share": reached / n, "ci_low": low, "ci_high": high}
+                   "share": reached / n, "ci_low": low, "ci_high": high,
+                   "seeds_reached": which[(env, map_name, algo)]}
             for ref in references:
                 ref_reached, ref_n = counts.get((env, map_name, ref), (0, 0))
                 row[f"fisher_p_vs_{ref}"] = np.nan if ref == algo else fisher_p(reached, n, ref_reached, ref_n)
@@ -114,12 +117,14 @@ def to_markdown(success: pd.DataFrame, at_steps: dict[str, pd.DataFrame], improv
     lines = [f"## Seeds whose final value reaches {target:g}", "",
              ("Share with its exact binomial (Clopper–Pearson) 95% CI; Fisher's exact test (two-sided) "
               "of the reached/not counts against each reference."), ""]
-    header = ["map", "entry", "metric", "reached / n", "share [95% CI]"] + [f"p vs {name(r)}" for r in references]
+    header = (["map", "entry", "metric", "reached / n", "share [95% CI]"] + [f"p vs {name(r)}" for r in references]
+              + ["seeds reaching it"])
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in success.to_dict("records"):
         cells = [row["map"], name(row["algo"]), row["metric"], f"{row['reached']} / {row['n']}",
                  f"{_fmt(row['share'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"]
         cells += [_p(row.get(f"fisher_p_vs_{r}")) for r in references]
+        cells.append(row["seeds_reached"] or "–")
         lines.append("| " + " | ".join(cells) + " |")
     for metric, table in at_steps.items():
         lines += ["", f"## {metric}: median [IQR] across seeds", ""]
