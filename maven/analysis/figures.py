@@ -80,6 +80,35 @@ def placeholder(message: str) -> plt.Figure:
     return figure
 
 
+def _panels(n_rows: int, n_cols: int):
+    """One row of panels per map, one column per metric, on one y scale."""
+    return plt.subplots(n_rows, n_cols, figsize=(min(7.0, 2.4 * n_cols), 2.0 * n_rows), squeeze=False, sharey=True)
+
+
+def _n_text(counts: list[int]) -> str:
+    if not counts:
+        return "no runs"
+    return f"n={min(counts)}" if len(set(counts)) == 1 else f"n={min(counts)}–{max(counts)}"
+
+
+def _label_panel(ax, title: str, protocol: str) -> None:
+    ax.set_title(title + (f"\n{textwrap.fill(protocol, 34)}" if protocol else ""), fontsize="small")
+    ax.set_xlabel("env steps")
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+
+
+def _legend_on_top(figure: plt.Figure, axes, max_columns: int) -> plt.Figure:
+    """One legend for all panels (each label once), above them."""
+    handles = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    figure.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(max_columns, len(handles)),
+                  frameon=False, bbox_to_anchor=(0.5, 1.0))
+    figure.tight_layout()
+    return figure
+
+
 def plot_curves(gridded: pd.DataFrame, env: str, palette: dict, metrics: list[str],
                 protocol: str = "") -> plt.Figure:
     """Median across seeds with the interquartile band: one row of panels per map, one column per
@@ -87,8 +116,7 @@ def plot_curves(gridded: pd.DataFrame, env: str, palette: dict, metrics: list[st
     `protocol` (e.g. "preset matched") goes into every panel's title."""
     maps = sorted(gridded["map"].unique())
     metrics = [m for m in metrics if m in set(gridded["metric"])] or ["score"]
-    figure, axes = plt.subplots(len(maps), len(metrics), figsize=(min(7.0, 2.4 * len(metrics)), 2.0 * len(maps)),
-                                squeeze=False, sharey=True)
+    figure, axes = _panels(len(maps), len(metrics))
     for row, map_name in enumerate(maps):
         for col, metric in enumerate(metrics):
             ax = axes[row, col]
@@ -102,31 +130,18 @@ def plot_curves(gridded: pd.DataFrame, env: str, palette: dict, metrics: list[st
                 ax.fill_between(band.index, band[0.25], band[0.75], color=palette[algo], alpha=0.2, lw=0,
                                 zorder=zorder)
                 counts.append(rows_["seed"].nunique())
-            n_text = "no runs" if not counts else (f"n={min(counts)}" if len(set(counts)) == 1
-                                                   else f"n={min(counts)}–{max(counts)}")
-            ax.set_title(f"{map_name}: {METRIC_TITLES.get(metric, metric)} ({n_text})"
-                         + (f"\n{textwrap.fill(protocol, 34)}" if protocol else ""), fontsize="small")
-            ax.set_xlabel("env steps")
-            ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+            _label_panel(ax, f"{map_name}: {METRIC_TITLES.get(metric, metric)} ({_n_text(counts)})", protocol)
         raw = {"return_mean": "test return", "win_rate": "test win rate"}
         axes[row, 0].set_ylabel(YLABEL.get(env, "score") if metrics[0].startswith("score")
                                 else raw.get(metrics[0], metrics[0]))
-    handles = {}
-    for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, handle)
-    figure.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(4, len(handles)),
-                  frameon=False, bbox_to_anchor=(0.5, 1.0))
-    figure.tight_layout()
-    return figure
+    return _legend_on_top(figure, axes, 4)
 
 
 def plot_success(curves: pd.DataFrame, palette: dict, target: float, protocol: str = "") -> plt.Figure:
     """The share of seeds at or above target over training (outcomes.success_curves) with its exact
     95% band: one row of panels per map, one column per metric, every entry in each panel."""
     maps, metrics = sorted(curves["map"].unique()), list(dict.fromkeys(curves["metric"]))
-    figure, axes = plt.subplots(len(maps), len(metrics), figsize=(min(7.0, 2.4 * len(metrics)), 2.0 * len(maps)),
-                                squeeze=False, sharey=True)
+    figure, axes = _panels(len(maps), len(metrics))
     for row, map_name in enumerate(maps):
         for col, metric in enumerate(metrics):
             ax = axes[row, col]
@@ -141,21 +156,11 @@ def plot_success(curves: pd.DataFrame, palette: dict, target: float, protocol: s
                 ax.fill_between(line["step"], line["ci_low"], line["ci_high"], color=palette[algo], alpha=alpha,
                                 lw=0, zorder=zorder, step="post")
                 counts.append(int(line["n"].max()))
-            n_text = f"n={min(counts)}" if len(set(counts)) == 1 else f"n={min(counts)}–{max(counts)}"
-            ax.set_title(f"{map_name}: {METRIC_TITLES.get(metric, metric)}\nreaches {target:g} ({n_text})"
-                         + (f"\n{textwrap.fill(protocol, 34)}" if protocol else ""), fontsize="small")
-            ax.set_xlabel("env steps")
+            _label_panel(ax, f"{map_name}: {METRIC_TITLES.get(metric, metric)}\nreaches {target:g} "
+                         f"({_n_text(counts)})", protocol)
             ax.set_ylim(-0.02, 1.02)
-            ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
         axes[row, 0].set_ylabel("share of seeds")
-    handles = {}
-    for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, handle)
-    figure.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(3, len(handles)),
-                  frameon=False, bbox_to_anchor=(0.5, 1.0))
-    figure.tight_layout()
-    return figure
+    return _legend_on_top(figure, axes, 3)
 
 
 def plot_aggregate(points: dict, intervals: dict, palette: dict) -> plt.Figure:
