@@ -224,3 +224,12 @@ def test_curve_iqm_equals_rliables_iqm_at_every_step():
     points, intervals = stats.curve_iqm(curves, reps=50)
     expected = [metrics.aggregate_iqm(curves["qmix"][..., step]) for step in range(9)]
     assert np.allclose(points["qmix"], expected) and intervals["qmix"].shape == (2, 9)
+
+
+def test_every_entry_of_a_large_grid_gets_its_own_colour():
+    from maven.analysis import figures
+
+    few = figures.colours(["maven", "qmix", "qmix_k1"])
+    assert few["maven"] == figures.colours(["maven", "vdn"])["maven"]  # stable across a grid's figures
+    many = figures.colours([f"variant{i}" for i in range(12)])
+    assert len(set(many.values())) == 12

@@ -59,8 +59,14 @@ def _style() -> None:
 
 
 def colours(algos: list[str]) -> dict[str, tuple]:
+    """A colour per entry, the same in every figure of a grid: the colour-blind palette over the
+    entries and the known algorithms while they fit its 10 colours, else over the entries alone,
+    else a palette with one distinct hue per entry."""
     order = sorted(set(algos) | set(LABELS))
-    return dict(zip(order, sns.color_palette("colorblind", len(order))))
+    if len(order) > 10:
+        order = sorted(set(algos))
+    palette = sns.color_palette("colorblind" if len(order) <= 10 else "husl", len(order))
+    return dict(zip(order, palette))
 
 
 def _label(algo: str) -> str:
@@ -91,14 +97,15 @@ def _n_text(counts: list[int]) -> str:
     return f"n={min(counts)}" if len(set(counts)) == 1 else f"n={min(counts)}–{max(counts)}"
 
 
-def _label_panel(ax, title: str, protocol: str) -> None:
-    ax.set_title(title + (f"\n{textwrap.fill(protocol, 34)}" if protocol else ""), fontsize="small")
+def _label_panel(ax, title: str) -> None:
+    ax.set_title(title, fontsize="small")
     ax.set_xlabel("env steps")
     ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
 
 
-def _legend_on_top(figure: plt.Figure, axes, max_columns: int) -> plt.Figure:
-    """One legend for all panels (each label once), above them."""
+def _legend_and_protocol(figure: plt.Figure, axes, max_columns: int, protocol: str) -> plt.Figure:
+    """One legend for all panels (each label once) above them, and the protocol the figure shows
+    (e.g. "preset matched") in a line under them, wrapped to the figure's width."""
     handles = {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
@@ -106,6 +113,10 @@ def _legend_on_top(figure: plt.Figure, axes, max_columns: int) -> plt.Figure:
     figure.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(max_columns, len(handles)),
                   frameon=False, bbox_to_anchor=(0.5, 1.0))
     figure.tight_layout()
+    if protocol:
+        width_chars = int(16 * figure.get_figwidth())  # small font: about 16 characters per inch
+        figure.text(0.5, 0.0, textwrap.fill(f"Protocol: {protocol}", width_chars), ha="center", va="top",
+                    fontsize="small")
     return figure
 
 
@@ -113,7 +124,7 @@ def plot_curves(gridded: pd.DataFrame, env: str, palette: dict, metrics: list[st
                 protocol: str = "") -> plt.Figure:
     """Median across seeds with the interquartile band: one row of panels per map, one column per
     metric (side by side on one y scale), every algorithm in each panel; MAVEN on top.
-    `protocol` (e.g. "preset matched") goes into every panel's title."""
+    `protocol` (e.g. "preset matched") goes under the panels."""
     maps = sorted(gridded["map"].unique())
     metrics = [m for m in metrics if m in set(gridded["metric"])] or ["score"]
     figure, axes = _panels(len(maps), len(metrics))
@@ -130,11 +141,11 @@ def plot_curves(gridded: pd.DataFrame, env: str, palette: dict, metrics: list[st
                 ax.fill_between(band.index, band[0.25], band[0.75], color=palette[algo], alpha=0.2, lw=0,
                                 zorder=zorder)
                 counts.append(rows_["seed"].nunique())
-            _label_panel(ax, f"{map_name}: {METRIC_TITLES.get(metric, metric)} ({_n_text(counts)})", protocol)
+            _label_panel(ax, f"{map_name}: {METRIC_TITLES.get(metric, metric)}\n({_n_text(counts)})")
         raw = {"return_mean": "test return", "win_rate": "test win rate"}
         axes[row, 0].set_ylabel(YLABEL.get(env, "score") if metrics[0].startswith("score")
                                 else raw.get(metrics[0], metrics[0]))
-    return _legend_on_top(figure, axes, 4)
+    return _legend_and_protocol(figure, axes, 4, protocol)
 
 
 def plot_success(curves: pd.DataFrame, palette: dict, target: float, protocol: str = "") -> plt.Figure:
@@ -157,10 +168,10 @@ def plot_success(curves: pd.DataFrame, palette: dict, target: float, protocol: s
                                 lw=0, zorder=zorder, step="post")
                 counts.append(int(line["n"].max()))
             _label_panel(ax, f"{map_name}: {METRIC_TITLES.get(metric, metric)}\nreaches {target:g} "
-                         f"({_n_text(counts)})", protocol)
+                         f"({_n_text(counts)})")
             ax.set_ylim(-0.02, 1.02)
         axes[row, 0].set_ylabel("share of seeds")
-    return _legend_on_top(figure, axes, 3)
+    return _legend_and_protocol(figure, axes, 3, protocol)
 
 
 def plot_aggregate(points: dict, intervals: dict, palette: dict) -> plt.Figure:
@@ -300,7 +311,7 @@ def make_env_figures(scores: pd.DataFrame, runs: pd.DataFrame, env: str, out_dir
         captions["sample_efficiency"] = (f"{env}: IQM of the normalised score at common steps (last evaluation at "
                                          "or before each step, no extrapolation), 95% CIs. " + facts)
     for kind, figure in figures.items():
-        if kind != "curves":  # the curves name it in every panel; their legend sits on top
+        if kind != "curves":  # the curves name it under their panels; their legend sits on top
             _title_above(figure, f"{env}, {protocol}")
         save(figure, out_dir / f"{env}_{kind}")
     return captions
