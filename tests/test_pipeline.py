@@ -45,7 +45,7 @@ def test_default_grid_dry_run_job_counts(tmp_path):
     assert result.returncode == 0, result.stderr
     # one population job per cell (seeds_per_job 5): matrix m10 5 seeds x 5 algos
     assert job_counts(result.stdout) == {"train": 5, "aggregate": 1, "export": 1, "figures": 1,
-                                         "milestones": 1, "tables": 1, "default": 1}
+                                         "milestones": 1, "outcomes": 1, "tables": 1, "default": 1}
     train = train_jobs(result.stdout)
     qmix = train["env=matrix, map=m10, algo=qmix, seeds=0-4"]
     assert "--seeds 0-4 --out 'results/runs/matrix/m10/qmix/seed{seed}' --threads 1" in qmix
@@ -257,6 +257,8 @@ def test_tiny_real_run_produces_scores_figures_tables(tmp_path):
     assert "finished" in (results / "summary/runs.csv").read_text()
     assert (results / "figures/matrix_curves.pdf").exists() and (results / "tables/final_scores.tex").exists()
     assert "| matrix | m2 | qmix |" in (results / "tables/milestones_matrix.md").read_text()
+    assert (results / "figures/matrix_success.png").exists()  # config.yaml's outcomes: normalised score 1
+    assert "| m2 | qmix | score |" in (results / "tables/outcomes_matrix.md").read_text()
     report = snakemake("--config", *TINY, "--report", str(tmp_path / "report.html"), workdir=tmp_path)
     assert report.returncode == 0, report.stderr[-2000:]
     print(f"tiny pipeline run: {time.perf_counter() - started:.1f} s")

@@ -116,7 +116,9 @@ def to_markdown(success: pd.DataFrame, at_steps: dict[str, pd.DataFrame], improv
 
     lines = [f"## Seeds whose final value reaches {target:g}", "",
              ("Share with its exact binomial (Clopper–Pearson) 95% CI; Fisher's exact test (two-sided) "
-              "of the reached/not counts against each reference."), ""]
+              "of the reached/not counts against each reference."
+              + (" `score` metrics are normalised: 1 is the map's optimum (the matrix game) or a 100% win rate."
+                 if success["metric"].str.startswith("score").any() else "")), ""]
     header = (["map", "entry", "metric", "reached / n", "share [95% CI]"] + [f"p vs {name(r)}" for r in references]
               + ["seeds reaching it"])
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
