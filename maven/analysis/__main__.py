@@ -122,7 +122,7 @@ def _success_figure(scores: pd.DataFrame, args, labels: dict[str, str]) -> str:
     from maven.analysis import figures
 
     figures.set_labels(labels)
-    figures._style()
+    figures.style()
     stem = Path(args.figure)
     metrics = [m for m in args.success_metrics if m in set(scores["metric"])]
     curves = outcomes.success_curves(scores, metrics, args.target, args.grid_points) if metrics else pd.DataFrame()
@@ -206,7 +206,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the Markdown file; the success table goes beside it as .csv")
     p.add_argument("--figure", help="also draw the share of seeds at the target over training: path stem "
                    "(.png and .pdf are written)")
-    p.add_argument("--runs", help="runs.csv, for the protocol in the figure's titles")
+    p.add_argument("--runs", help="runs.csv, for the protocol written under the figure's panels")
     p.add_argument("--grid-points", type=int, default=50, help="common steps of the figure")
     p.set_defaults(fn=cmd_outcomes)
     return top

@@ -53,7 +53,7 @@ class FigureSettings:
         return list(self.curve_metrics.get(env, CURVE_METRICS))
 
 
-def _style() -> None:
+def style() -> None:
     sns.set_theme(context="paper", style="whitegrid", font_scale=0.9)
     plt.rcParams.update({"pdf.fonttype": 42, "savefig.bbox": "tight", "savefig.dpi": 200})
 
@@ -259,7 +259,7 @@ def _caption_facts(env_runs: pd.DataFrame, env_scores: pd.DataFrame, dropped: di
 def make_env_figures(scores: pd.DataFrame, runs: pd.DataFrame, env: str, out_dir: Path,
                      settings: FigureSettings) -> dict[str, str]:
     """All figures of one environment; returns kind -> caption."""
-    _style()
+    style()
     out_dir = Path(out_dir)
     curve_metrics = list(dict.fromkeys(["score", *settings.curves_of(env)]))
     env_scores = scores[(scores["env"] == env) & scores["metric"].isin(curve_metrics)]
