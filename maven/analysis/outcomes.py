@@ -44,17 +44,17 @@ def success_table(scores: pd.DataFrame, metrics: list[str], target: float, refer
     for metric in metrics:
         final = stats.final_scores(scores, metric)
         final["reached"] = final["value"] >= target - REACH_TOLERANCE
-        counts = {key: (int(group["reached"].sum()), len(group)) for key, group in final.groupby(CELL)}
-        which = {key: " ".join(map(str, sorted(group.loc[group["reached"], "seed"])))
-                 for key, group in final.groupby(CELL)}
-        for (env, map_name, algo), (reached, n) in sorted(counts.items()):
+        # cell -> (the seeds that reach target, n)
+        cells = {key: (sorted(group.loc[group["reached"], "seed"]), len(group)) for key, group in final.groupby(CELL)}
+        for (env, map_name, algo), (reached_seeds, n) in sorted(cells.items()):
+            reached = len(reached_seeds)
             low, high = clopper_pearson(reached, n)
             row = {"env": env, "map": map_name, "algo": algo, "metric": metric, "n": n, "reached": reached,
                    "share": reached / n, "ci_low": low, "ci_high": high,
-                   "seeds_reached": which[(env, map_name, algo)]}
+                   "seeds_reached": " ".join(map(str, reached_seeds))}
             for ref in references:
-                ref_reached, ref_n = counts.get((env, map_name, ref), (0, 0))
-                row[f"fisher_p_vs_{ref}"] = np.nan if ref == algo else fisher_p(reached, n, ref_reached, ref_n)
+                ref_seeds, ref_n = cells.get((env, map_name, ref), ([], 0))
+                row[f"fisher_p_vs_{ref}"] = np.nan if ref == algo else fisher_p(reached, n, len(ref_seeds), ref_n)
             rows.append(row)
     return pd.DataFrame(rows)
 
