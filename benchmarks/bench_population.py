@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from maven import allocator, threads
+from maven import allocator, denormals, threads
 
 CASES = {
     "matrix-maven": {"env": "matrix", "map": "m10", "algo": "maven"},
@@ -116,6 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     chosen = threads.configure(args.threads)
     heap = allocator.configure()  # as `python -m maven train` does
+    denormals.configure()
     print(f"device {args.device}, torch threads {chosen['torch_threads']}, allocator {heap}, "
           f"{args.iterations} iterations per size; a 1024x1024 matrix product runs at "
           f"{peak_gflops(args.device):.0f} GFLOP/s")

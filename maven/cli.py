@@ -81,13 +81,14 @@ def _resolve(args, seed: int | None = None):
 
 
 def cmd_train(args) -> int:
-    from maven import allocator, threads
+    from maven import allocator, denormals, threads
 
     # before anything imports jax or torch does work: XLA reads its thread flags once; what it
     # says is printed after the input is validated (errors stay one line)
     notes: list[str] = []
     chosen = threads.configure(args.threads, log=notes.append)
     chosen["allocator"] = allocator.configure()
+    chosen["denormals"] = denormals.configure()
     seeds = [args.seed] if args.seed is not None else parse_seeds(args.seeds)
     outs = member_outs(args.out, seeds)
     cfgs = [_resolve(args, seed) for seed in seeds]

@@ -28,6 +28,7 @@ import math
 
 import torch
 
+from maven import cpu_exp
 from maven.streams import Streams
 
 DTYPE = torch.float32  # the z-policies' parameters, optimiser state and math (see above)
@@ -246,8 +247,8 @@ class ReinforceZ(LearnedZ):
         pre = torch.bmm(x, layer1)  # [A, b, H]
         torch.clamp_min(pre, 0, out=hidden)
         logits = torch.bmm(h, layer2)  # [A, b, K]
-        log_probs = logits - logits.logsumexp(-1, keepdim=True)  # log_softmax, which is slow for small K
-        probs = log_probs.exp()
+        log_probs = logits - cpu_exp.logsumexp(logits)  # log_softmax, which is slow for small K
+        probs = cpu_exp.exp(log_probs)
         c = self.cfg.entropy_scaling
         if self.cfg.ez_entropy == "as_coded":
             d_logits = (probs - onehot).mul_((ret - c).unsqueeze(-1))

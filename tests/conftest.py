@@ -12,3 +12,5 @@ def one_thread():
     """Tests run on 2 shared cores: keep torch to one thread and seeded."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    yield
+    torch.set_flush_denormal(False)  # `main(["train", ...])` in-process turns flushing on (maven.denormals)

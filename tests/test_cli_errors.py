@@ -102,6 +102,7 @@ def test_bad_population_input_is_one_line_and_touches_nothing(seeds, out, needle
 
 def test_a_population_writes_one_run_directory_per_seed_with_its_threads(tmp_path, capsys):
     import json
+    import platform
 
     import torch
 
@@ -111,6 +112,8 @@ def test_a_population_writes_one_run_directory_per_seed_with_its_threads(tmp_pat
         summary = json.loads((tmp_path / f"seed{seed}" / "summary.json").read_text())
         assert summary["seed"] == seed and summary["population"]["seeds"] == [2, 5]
         assert summary["population"]["threads"]["torch_threads"] == torch.get_num_threads() == 1
+        flushing = "flush to zero" if platform.machine().lower() in ("x86_64", "amd64") else "unavailable"
+        assert summary["population"]["threads"]["denormals"] == flushing
 
 
 def test_a_run_applies_threads_and_an_explicit_environment_variable_wins(tmp_path):
