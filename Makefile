@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_population.py
 	$(BIN)/python benchmarks/population_vs_single.py
 	$(BIN)/python benchmarks/bench_allocator.py
+	$(BIN)/python benchmarks/bench_zpolicy.py
 	$(BIN)/python benchmarks/bench_learner.py
 	$(BIN)/python benchmarks/bench_smax.py
 	$(BIN)/python benchmarks/bench_train.py

@@ -50,6 +50,11 @@ def test_default_grid_dry_run_job_counts(tmp_path):
     qmix = train["env=matrix, map=m10, algo=qmix, seeds=0-4"]
     assert "--seeds 0-4 --out 'results/runs/matrix/m10/qmix/seed{seed}' --threads 1" in qmix
     assert "mem_mb=2800" in qmix and "runtime=180" in qmix  # 2000 MB + 4 x 200, 60 min + 4 x 30
+    # longest first: train_cost x 5 seeds is each job's priority
+    priority = {wildcards.split("algo=")[1].split(",")[0]: float(re.search(r"priority: ([\d.]+)", job).group(1))
+                for wildcards, job in train.items()}
+    assert sorted(priority, key=priority.get, reverse=True) == ["maven", "qtran_base", "qtran_alt", "qmix", "vdn"]
+    assert priority["vdn"] == 5
     with_smax = snakemake(*LOCAL, "-n", "--config", "envs=[matrix,smax]", workdir=tmp_path)
     assert job_counts(with_smax.stdout)["train"] == 10  # smax 3m, 3 seeds, one population per algo
     vdn = train_jobs(with_smax.stdout)["env=smax, map=3m, algo=vdn, seeds=0-2"]

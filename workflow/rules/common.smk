@@ -278,6 +278,13 @@ def train_resource(wildcards, name):
     return merged[name]
 
 
+def train_priority(wildcards):
+    """Longest job first: Snakemake starts higher priorities first, so on a few cores the job
+    left running alone at the end is a short one (config train_cost, per run, times seeds).
+    """
+    return config["train_cost"].get(wildcards.algo, 1) * len(seeds_of(wildcards.seeds))
+
+
 def _cell(wildcards):
     return {"env": wildcards.env, "map": wildcards.map, "algo": wildcards.algo}
 

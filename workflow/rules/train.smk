@@ -21,6 +21,7 @@ rule train:
         TRAIN_LOG,
     wildcard_constraints:
         algo="|".join(PORT_ALGOS) or "(?!)",
+    priority: train_priority
     conda:
         "../envs/maven.yaml"
     threads: lambda wildcards: train_resource(wildcards, "threads")
