@@ -7,9 +7,9 @@ near -90). MAVEN's z-policy meets exactly that case: once pi(z | s0) is nearly d
 of its 16 log-probabilities are far below -87, and the z-policy's 100 Adam steps per episode take
 two such exps each (its log-softmax and the probabilities).
 
-`exp` runs the vector path on inputs clamped into its range, writes 0 where exp underflows to 0,
-and calls torch.exp itself only on the few inputs in between (whose results are subnormal), so
-its result is bit-identical to torch.exp's (tests/test_cpu_exp.py checks every float32 in
+`exp` hands torch.exp a 0 in place of every input whose exp underflows to 0 (at or below
+ZERO_MAX) and writes those zeros itself afterwards, so the slow path runs only for the few inputs
+whose results are subnormal, and the result is bit-identical to torch.exp's (tests/test_cpu_exp.py checks every float32 in
 [-200, -80] and random inputs). Other dtypes and devices go straight to torch.exp.
 """
 
