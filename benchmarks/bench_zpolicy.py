@@ -4,9 +4,9 @@ protocol's 100 Adam steps per episode) in the state real training leaves it in.
 A population of S MAVEN runs (`paper` preset, m10, seeds 0..S-1) is trained for --iterations
 episodes as `python -m maven train` trains it, except that subnormal floats are kept (torch's
 default), so that its state holds the subnormals they leave behind (Adam's moments of weights
-whose gradients have died out). Its z-policy has collapsed by then, as in every shipped run: the
-unchosen z's log-probabilities lie far below -87, where torch's exp leaves its vector path. Then the z-policy's update on the last episodes
-is timed from that state in four modes, alternating in one process so that they are measured
+whose gradients have died out). Its z-policy has collapsed by then, as in every shipped run:
+the unchosen z's log-probabilities lie far below -87, where torch's exp leaves its vector path.
+Then the z-policy's update on the last episodes is timed from that state in four modes, alternating in one process so that they are measured
 side by side: subnormals kept or flushed to zero (x86 FTZ/DAZ), and the log-softmax's exps by
 torch.exp or by cpu_exp. Whether all four give the same parameters, to the last bit, is printed.
 
@@ -51,23 +51,6 @@ def trained_policy(S: int, iterations: int, out: str):
     return policy, last["args"], int(trainer.t_env.min())
 
 
-def snapshot(policy) -> dict:
-    return {"params": policy.params.clone(),
-            "optimiser": {k: v.clone() for k, v in policy.optimiser_state.items()},
-            "fifo": {k: getattr(policy.fifo, k).clone() for k in ("s0", "z", "ret", "size", "next")},
-            "streams": [policy.minibatch_streams.member_state(k) for k in range(policy.n_members)]}
-
-
-def restore(policy, saved: dict) -> None:
-    policy.params.copy_(saved["params"])
-    for k, v in saved["optimiser"].items():
-        policy.optimiser_state[k].copy_(v)
-    for k, v in saved["fifo"].items():
-        setattr(policy.fifo, k, v.clone())
-    for k, state in enumerate(saved["streams"]):
-        policy.minibatch_streams.load_member_state(k, state)
-
-
 def time_updates(policy, args, updates: int, flush: bool, exp_name: str) -> tuple[float, torch.Tensor]:
     """ms per update, and the parameters after `updates` updates on the same episodes."""
     torch.set_flush_denormal(flush)
@@ -107,11 +90,12 @@ def main() -> None:
         print(f"\nS = {S}, after {args.iterations} episodes (>= {steps} env steps per member): unchosen z's "
               f"log-probabilities at s0 from {unchosen.min():.0f} to {unchosen.max():.0f}; "
               f"{subnormal:.1%} of the weights and Adam moments subnormal")
-        saved = snapshot(policy)
+        saved = [policy.member_state(k) for k in range(S)]  # every mode starts from this state
         times, results = {mode: [] for mode in modes}, {}
         for _ in range(args.repeats):
             for mode in modes:
-                restore(policy, saved)
+                for k, state in enumerate(saved):
+                    policy.load_member_state(k, state)
                 ms, results[mode] = time_updates(policy, update_args, args.updates, *mode)
                 times[mode].append(ms)
         base = float(np.median(times[modes[0]]))
