@@ -12,6 +12,7 @@ it shows how much of the update is arithmetic and how much everything else.
 
     python benchmarks/bench_population.py [--sizes 1 2 4 8 16 32 64] [--cases matrix-maven ...]
                                           [--iterations 20] [--device cpu|cuda] [--threads 1]
+                                          [--compile off|default|reduce-overhead]
 
 Short episodes early in training make env steps/s depend on the phase: every case is measured in
 the same phase (just after the buffers first hold a batch), so compare ratios, not absolutes.
@@ -34,13 +35,14 @@ CASES = {
 }
 
 
-def build(case: dict, seeds: list[int], device: str, out: str):
+def build(case: dict, seeds: list[int], device: str, out: str, compile_mode: str = "off"):
     """A population as `python -m maven train --seeds ...` builds it, ready to iterate (no run
     directories are written)."""
     from maven.config import resolve
     from maven.trainer import Trainer
 
-    cfgs = [resolve({**case, "preset": "paper", "seed": s, "device": device}, {}) for s in seeds]
+    cfgs = [resolve({**case, "preset": "paper", "seed": s, "device": device}, {"compile": compile_mode})
+            for s in seeds]
     trainer = Trainer(cfgs, [f"{out}/seed{s}" for s in seeds], progress=False)
     trainer._build([(c, None, "new") for c in cfgs])
     trainer.started = time.perf_counter()
@@ -54,16 +56,16 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(case: dict, S: int, iterations: int, device: str) -> dict:
+def measure(case: dict, S: int, iterations: int, device: str, compile_mode: str = "off") -> dict:
     import torch
 
     with tempfile.TemporaryDirectory() as out:
-        trainer = build(case, list(range(S)), device, out)
+        trainer = build(case, list(range(S)), device, out, compile_mode)
         running = np.ones(S, bool)
         while not bool(trainer.buffer.can_sample(trainer.cfg.batch_size).all()):  # fill the buffers
             trainer._train_iteration(running)
             trainer.episode += trainer.cfg.batch_size_run
-        for _ in range(3):  # warm-up (allocations, JAX and vmap first calls)
+        for _ in range(3):  # warm-up (allocations, JAX and vmap first calls, compilation)
             trainer._train_iteration(running)
         sync(device)
         steps_before, start = trainer.t_env.copy(), time.perf_counter()
@@ -76,10 +78,13 @@ def measure(case: dict, S: int, iterations: int, device: str) -> dict:
         everyone = torch.ones(S, dtype=torch.bool, device=trainer.device)
         batch = trainer.buffer.sample(trainer.cfg.batch_size, everyone)
         episodes = torch.as_tensor(trainer.episode)
+        from torch.func import grad, vmap
         from torch.utils.flop_counter import FlopCounterMode
 
         with FlopCounterMode(display=False) as counter:  # matrix products only: the arithmetic floor
-            trainer.learner.update(batch, episodes, everyone)
+            eager = vmap(grad(trainer.learner._member_loss, has_aux=True))
+            eager(trainer.learner.params, trainer.learner.target_params, batch.as_tuple())
+        trainer.learner.update(batch, episodes, everyone)  # (compiles for this batch's length if needed)
         sync(device)
         start = time.perf_counter()
         reps = 5
@@ -113,11 +118,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20, help="timed training iterations per size")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of torch and XLA (default 1)")
+    parser.add_argument("--compile", default="off", choices=["off", "default", "reduce-overhead"],
+                        help="the `compile` config value (maven/compiled.py); compilation is not timed")
     args = parser.parse_args()
     chosen = threads.configure(args.threads)
     heap = allocator.configure()  # as `python -m maven train` does
     denormals.configure()
-    print(f"device {args.device}, torch threads {chosen['torch_threads']}, allocator {heap}, "
+    print(f"device {args.device}, compile {args.compile}, torch threads {chosen['torch_threads']}, allocator {heap}, "
           f"{args.iterations} iterations per size; a 1024x1024 matrix product runs at "
           f"{peak_gflops(args.device):.0f} GFLOP/s")
     for name in args.cases:
@@ -126,7 +133,7 @@ def main() -> None:
               f"{'ms/member':>10} {'x S=1':>7} {'T':>4} {'GFLOP/s':>8}")
         base = None
         for S in args.sizes:
-            r = measure(CASES[name], S, args.iterations, args.device)
+            r = measure(CASES[name], S, args.iterations, args.device, args.compile)
             per_member_ms = r["update_ms"] / S
             base = base or (r["steps_per_s"], per_member_ms)
             print(f"{S:>4} {r['steps_per_s']:>19.0f} {r['steps_per_s'] / base[0]:>7.2f} {r['update_ms']:>18.1f} "

@@ -14,6 +14,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from maven.batch import EpisodeBatch
+from maven.compiled import compile_fn
 from maven.envs.base import EnvInfo
 from maven.members import (
     build_members,
@@ -86,8 +87,8 @@ class QLearner:
         S = self.n_members
         self.last_target_update_episode = torch.zeros(S, dtype=torch.int64)
         self.updates = torch.zeros(S, dtype=torch.int64)
-        self._grads = vmap(grad(self._member_loss, has_aux=True))
-        self._act = vmap(self._member_act)
+        self._grads = compile_fn(vmap(grad(self._member_loss, has_aux=True)), cfg.compile)
+        self._act = compile_fn(vmap(self._member_act), cfg.compile)
 
     def _build_networks(self) -> dict[str, nn.Module]:
         return {"agent": self.build_agent(), "mixer": self.build_mixer(),

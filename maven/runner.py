@@ -94,6 +94,7 @@ def rollout(env, learner, cfg, streams: ActionStreams, reset_seeds, epsilon: tor
     won = torch.zeros(S, B, dtype=torch.bool, device=dev)
     crashed = torch.zeros(S, B, dtype=torch.bool, device=dev)
     members = members.to(dev)
+    epsilon = None if epsilon is None else epsilon.to(dev)
     z = learner.sample_z(state[:, :, 0], uniform_z, members)  # [S, B]
     hidden = learner.init_hidden(S * B).view(S, B, N, -1)
     last_actions = torch.full((S, B, N), -1, dtype=torch.long, device=dev)

@@ -134,7 +134,8 @@ class Trainer:
         self.batched_tests = not self.external
         self.test_env = envs.make(cfg, cfg.test_nepisode, self.device, seeds) if self.batched_tests else self.env
         self.learner = algos.learner_class(cfg.algo)(cfg, self.info, self.device, seeds)
-        self.buffer = ReplayBuffer(cfg.buffer_size, self.info, S, self.device, seeds)
+        self.buffer = ReplayBuffer(cfg.buffer_size, self.info, S, self.device, seeds,
+                                   fixed_length=cfg.compile != "off")
         self.action_streams = ActionStreams(seeds, self.device)
         self.env_seeds = Streams(seeds, "env_seed", self.device)  # the seed of every rollout's reset
         self.iteration = 0  # the population's training iterations (names checkpoint rounds)

@@ -13,6 +13,7 @@ import torch
 
 from maven.envs import matrix_optimal_return, matrix_steps
 from maven.envs.base import EnvInfo, EnvStep, seeds_per_member
+from maven.networks import one_hot
 
 
 def maps() -> list[str]:
@@ -39,18 +40,18 @@ class MatrixGame:
         obs_dim = steps + 1 + 4 if steps > 1 else 2
         self.info = EnvInfo(n_agents=2, n_actions=2, obs_dim=obs_dim, state_dim=obs_dim,
                             episode_limit=steps, has_win=False)
-        self.final_payoff = torch.tensor([[1.0, 1.0], [1.0, 4.0]], device=self.device)
+        self.final_payoff = torch.tensor([[1.0, 1.0], [1.0, 4.0]], device=self.device)  # [a1, a2]
         self.t = torch.zeros(n_envs, dtype=torch.long, device=self.device)
         self.branch = torch.zeros_like(self.t)
         self.ended = torch.zeros(n_envs, dtype=torch.bool, device=self.device)
 
     def _observe(self, reward, terminated) -> EnvStep:
+        # one-hot columns by comparison, not by assignment: `obs[rows, col] = 1.0` would copy the
+        # scalar from the host on every step, which waits for a GPU
         B, dev = self.n_envs, self.device
-        obs = torch.zeros(B, self.info.obs_dim, device=dev)  # [B, O], the same for both agents
-        rows = torch.arange(B, device=dev)
-        obs[rows, self.t.clamp(max=max(1, self.steps))] = 1.0
+        obs = one_hot(self.t.clamp(max=max(1, self.steps)), self.info.obs_dim)  # [B, O], the same for both agents
         if self.steps > 1:
-            obs[rows, self.steps + 1 + self.branch] = 1.0
+            obs = obs + one_hot(self.steps + 1 + self.branch, self.info.obs_dim)  # a column after the step's
         false = torch.zeros(B, dtype=torch.bool, device=dev)
         return EnvStep(
             obs=obs.unsqueeze(1).expand(B, 2, -1).contiguous(),  # [B, N, O]
@@ -79,7 +80,7 @@ class MatrixGame:
         reward = (good & (joint == branch)).float()
         if self.steps > 1:
             last_on_branch0 = (self.t == self.steps - 1) & (branch == 0)
-            reward = torch.where(last_on_branch0, self.final_payoff[a1, a2], reward)
+            reward = torch.where(last_on_branch0, self.final_payoff.flatten().gather(0, joint), reward)
         terminated = ~((self.t + 1 < self.steps) & (reward > 0))
         reward, terminated = reward * live, terminated & live
         self.branch = torch.where(live, branch, self.branch)

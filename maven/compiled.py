@@ -1,0 +1,43 @@
+"""torch.compile for the population's two hot functions, behind the `compile` config value.
+
+A population's tensors are small, so eager PyTorch spends most of its time launching operations
+rather than doing arithmetic: the member-vmapped gradient of the loss is hundreds of tiny
+kernels, and so is every acting step. torch.compile traces such a function once and fuses it
+into a few kernels (C++ on a CPU, Triton on a GPU); with `reduce-overhead` a GPU also replays
+them as one CUDA graph, one launch per call.
+
+Two things follow from tracing. Shapes must stay fixed, or each new shape compiles again: the
+agents' nn.GRU is unrolled over time when traced, so the replay buffer pads batches to the
+episode limit (ReplayBuffer.fixed_length; padded steps are masked out of every loss, and
+MAVEN's discriminator reads its state at the batch's own longest episode, so the padding
+changes rounding only). And the fused kernels add numbers in another order, so a compiled run
+is not bit-identical to an eager one: `off` stays the default and the shipped results' setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.utils import _pytree as pytree
+
+
+def compile_fn(fn: Callable, mode: str) -> Callable:
+    """fn itself for mode 'off'; else torch.compile(fn) with fixed shapes."""
+    if mode == "off":
+        return fn
+    from torch._dynamo import config as dynamo_config  # imported only when compiling
+
+    dynamo_config.allow_rnn = True  # trace nn.GRU (unrolled over time) instead of breaking the graph
+    compiled = torch.compile(fn, mode=None if mode == "default" else mode, dynamic=False)
+    if mode != "reduce-overhead":
+        return compiled
+
+    def replayed(*args):
+        # a CUDA graph's outputs live in its own memory, which the next replay overwrites:
+        # start a new step and hand the caller copies it may keep
+        torch.compiler.cudagraph_mark_step_begin()
+        out = compiled(*args)
+        return pytree.tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, out)
+
+    return replayed
