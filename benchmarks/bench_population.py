@@ -12,7 +12,7 @@ it shows how much of the update is arithmetic and how much everything else.
 
     python benchmarks/bench_population.py [--sizes 1 2 4 8 16 32 64] [--cases matrix-maven ...]
                                           [--iterations 20] [--device cpu|cuda] [--threads 1]
-                                          [--compile off|default|reduce-overhead]
+                                          [--compile eager|default|reduce-overhead]
 
 Short episodes early in training make env steps/s depend on the phase: every case is measured in
 the same phase (just after the buffers first hold a batch), so compare ratios, not absolutes.
@@ -35,7 +35,7 @@ CASES = {
 }
 
 
-def build(case: dict, seeds: list[int], device: str, out: str, compile_mode: str = "off"):
+def build(case: dict, seeds: list[int], device: str, out: str, compile_mode: str = "eager"):
     """A population as `python -m maven train --seeds ...` builds it, ready to iterate (no run
     directories are written)."""
     from maven.config import resolve
@@ -56,7 +56,7 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(case: dict, S: int, iterations: int, device: str, compile_mode: str = "off") -> dict:
+def measure(case: dict, S: int, iterations: int, device: str, compile_mode: str = "eager") -> dict:
     import torch
 
     with tempfile.TemporaryDirectory() as out:
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20, help="timed training iterations per size")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of torch and XLA (default 1)")
-    parser.add_argument("--compile", default="off", choices=["off", "default", "reduce-overhead"],
+    parser.add_argument("--compile", default="eager", choices=["eager", "default", "reduce-overhead"],
                         help="the `compile` config value (maven/compiled.py); compilation is not timed")
     args = parser.parse_args()
     chosen = threads.configure(args.threads)

@@ -50,6 +50,7 @@ def test_default_grid_dry_run_job_counts(tmp_path):
     qmix = train["env=matrix, map=m10, algo=qmix, seeds=0-4"]
     assert "--seeds 0-4 --out 'results/runs/matrix/m10/qmix/seed{seed}' --threads 1" in qmix
     assert "mem_mb=2800" in qmix and "runtime=180" in qmix  # 2000 MB + 4 x 200, 60 min + 4 x 30
+    assert "--set compile=default" in qmix  # config.yaml's compile: {matrix: default}
     # longest first: train_cost x 5 seeds is each job's priority
     priority = {wildcards.split("algo=")[1].split(",")[0]: float(re.search(r"priority: ([\d.]+)", job).group(1))
                 for wildcards, job in train.items()}
@@ -59,6 +60,7 @@ def test_default_grid_dry_run_job_counts(tmp_path):
     assert job_counts(with_smax.stdout)["train"] == 10  # smax 3m, 3 seeds, one population per algo
     vdn = train_jobs(with_smax.stdout)["env=smax, map=3m, algo=vdn, seeds=0-2"]
     assert "--seeds 0-2" in vdn and "--threads 2" in vdn and "OMP_NUM_THREADS=2" in vdn
+    assert "compile" not in vdn  # SMAX stays eager
 
 
 @pytest.mark.parametrize("per_job, expected", [
@@ -219,6 +221,7 @@ def test_named_grid_writes_under_its_results_dir(tmp_path):
     (["seeds=[0,-1]"], "-1"),
     (["seeds=[0,0]"], "[0, 0]"),
     (["seeds_per_job=0"], "seeds_per_job"),
+    (["compile={matrix: fast}"], "fast"),
     (["envs=[matrix]", "maps=[m3]", "t_max={m3: -5}"], "-5"),
 ])
 def test_config_errors_name_the_value_before_any_job(override, named, tmp_path):

@@ -58,11 +58,14 @@ class Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("algo", ["maven", "qmix"])
-def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, algo, monkeypatch):
-    """A two-member population killed after a checkpoint resumes each member exactly."""
+@pytest.mark.parametrize("algo,compile_mode", [("maven", "eager"), ("qmix", "eager"),
+                                               pytest.param("qmix", "default", marks=pytest.mark.slow)])
+def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, algo, compile_mode, monkeypatch):
+    """A two-member population killed after a checkpoint resumes each member exactly (also
+    with a compiled learner)."""
     def members(name):
-        return [config(algo, t_max=2200, seed=s) for s in (3, 4)], [tmp_path / name / f"s{s}" for s in (3, 4)]
+        cfgs = [config(algo, t_max=2200, seed=s, compile=compile_mode) for s in (3, 4)]
+        return cfgs, [tmp_path / name / f"s{s}" for s in (3, 4)]
 
     Trainer(*members("whole")).run()
     original_save = Trainer.save_checkpoint

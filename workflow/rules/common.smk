@@ -308,6 +308,9 @@ def train_flags(wildcards):
     if budget is not None:
         flags.append(f"--t-max {budget}")
     flags.append(f"--device {config['device'].get(wildcards.env, 'auto')}")
+    compile_mode = config["compile"].get(wildcards.env, "eager")
+    if compile_mode != "eager":
+        flags.append(f"--set compile={compile_mode}")
     flags += [f"--set {shlex.quote(item)}" for item in config["train_set"]]
     return " ".join(flags)
 
