@@ -38,3 +38,18 @@ def test_a_compiled_population_trains_and_records_the_setting(tmp_path):
     summaries = Trainer([config(s, compile="default") for s in (0, 1)], [tmp_path / "a", tmp_path / "b"]).run()
     assert all(s["status"] == "finished" and s["updates"] > 0 for s in summaries)
     assert yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())["config"]["compile"] == "default"
+
+
+def test_a_compiled_update_keeps_members_independent():
+    """Changing member 1's batch leaves member 0's compiled update bit-identical."""
+    cfg = config(compile="default")
+    env = envs.make(cfg, 1, "cpu", [0, 1])
+    learner, twin = (algos.learner_class("qmix")(cfg, env.info, "cpu", [0, 1]) for _ in range(2))
+    everyone, episodes = torch.ones(2, dtype=torch.bool), torch.zeros(2, dtype=torch.int64)
+    batch, _ = rollout(env, learner, cfg, ActionStreams([0, 1], "cpu"), [1, 2], torch.ones(2), everyone)
+    changed = batch.map(torch.clone)
+    changed.reward[1] += 5.0
+    learner.update(batch, episodes, everyone)
+    twin.update(changed, episodes, everyone)
+    for a, b in zip(leaves(learner.params), leaves(twin.params)):
+        assert torch.equal(a[0], b[0]) and not torch.equal(a[1], b[1])

@@ -51,7 +51,7 @@ class MatrixGame:
         B, dev = self.n_envs, self.device
         obs = one_hot(self.t.clamp(max=max(1, self.steps)), self.info.obs_dim)  # [B, O], the same for both agents
         if self.steps > 1:
-            obs = obs + one_hot(self.steps + 1 + self.branch, self.info.obs_dim)  # a column after the step's
+            obs = obs + one_hot(self.steps + 1 + self.branch, self.info.obs_dim)  # the branch, after the steps
         false = torch.zeros(B, dtype=torch.bool, device=dev)
         return EnvStep(
             obs=obs.unsqueeze(1).expand(B, 2, -1).contiguous(),  # [B, N, O]
