@@ -5,9 +5,9 @@ records the setting. Slow: compiling a learner takes 30-60 s on one core."""
 import pytest
 import torch
 import yaml
+from test_trainer import config as trainer_config
 
 from maven import algos, envs
-from maven.config import resolve
 from maven.members import leaves
 from maven.runner import ActionStreams, rollout
 from maven.trainer import Trainer
@@ -16,8 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def config(seed=0, **overrides):
-    values = {"test_interval": 500, "test_nepisode": 16, "checkpoint_interval": 1000, **overrides}
-    return resolve({"env": "matrix", "map": "m10", "algo": "qmix", "seed": seed, "t_max": 1200}, values)
+    return trainer_config("qmix", t_max=1200, seed=seed, **overrides)
 
 
 def test_the_compiled_learner_follows_the_eager_one_to_rounding():
