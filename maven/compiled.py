@@ -1,16 +1,18 @@
-"""torch.compile for the population's two hot functions, behind the `compile` config value.
+"""torch.compile for the population's hot functions, behind the `compile` config value.
 
 A population's tensors are small, so eager PyTorch spends most of its time launching operations
 rather than doing arithmetic: the member-vmapped gradient of the loss is hundreds of tiny
-kernels, and so is every acting step. torch.compile traces such a function once and fuses it
-into a few kernels (C++ on a CPU, Triton on a GPU); with `reduce-overhead` a GPU also replays
-them as one CUDA graph, one launch per call.
+kernels, and so is every acting step and every one of MAVEN's z-policy Adam steps (ReinforceZ:
+100 per episode in the matrix protocol, compiled ten to a call). torch.compile traces such a
+function once and fuses it into a few kernels (C++ on a CPU, Triton on a GPU); with
+`reduce-overhead` a GPU also replays them as one CUDA graph, one launch per call.
 
 Two things follow from tracing. Shapes must stay fixed, or each new shape compiles again: the
 agents' nn.GRU is unrolled over time when traced, so the replay buffer pads batches to the
 episode limit (ReplayBuffer.fixed_length; padded steps are masked out of every loss, and
 MAVEN's discriminator reads its state at the batch's own longest episode, so the padding
-changes rounding only). And the fused kernels add numbers in another order, so a compiled run
+changes rounding only), and the z-policy steps every member and keeps the results of those
+that learn this time. And the fused kernels add numbers in another order, so a compiled run
 is not bit-identical to an eager one: `eager` stays the default, and every run records its
 setting in config.yaml (runs from before this setting existed were eager).
 """

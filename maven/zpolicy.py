@@ -12,7 +12,10 @@ Python was the suite's biggest cost. Member k computes what a population of one 
 computes: its initial weights come from its seed alone, its randomness from its own streams
 (`maven.streams`: "z_sample" for sampling z, "z_minibatch" for the update's minibatches), its
 episodes go to its own FIFO, and the members' weights only meet in batched matrix products.
-A member that is masked out, or keeps no episode in an update, does not change at all.
+A member that is masked out, or keeps no episode in an update, does not change at all (every
+member steps, so that shapes stay fixed for `compile`, and only the learners' results are kept).
+With `compile` set, ReinforceZ's steps run through torch.compile (maven/compiled.py), ten to a
+call; eager, they are torch.optim.Adam's arithmetic bit for bit.
 
 Precision: parameters, optimiser state, FIFO and math are float32 (`DTYPE`; s0 and returns are
 cast to it), as in the original, whose EZ_agent is a torch nn.Module in torch's default float32.
@@ -29,9 +32,16 @@ import math
 import torch
 
 from maven import cpu_exp
+from maven.compiled import compile_fn
+from maven.members import masked_assign
 from maven.streams import Streams
 
 DTYPE = torch.float32  # the z-policies' parameters, optimiser state and math (see above)
+# ReinforceZ's Adam steps per call of its (compiled) step function: a compiled call costs about
+# 60 us on a CPU, a step of the m10 protocol's 10 members about 250 us, so steps are unrolled in
+# tens (one core, 10 members: 329 us per step one per call, 231 in tens, 243 in 25s; compiling
+# tens takes 13 s)
+STEPS_PER_CALL = 10
 
 
 class MemberFIFOs:
@@ -144,7 +154,7 @@ class LearnedZ(UniformZ):
     the uniform test pass (MAVEN's `test_uni_`) ignores it.
 
     Subclasses define the network (`mlp`), the optimiser state (`optimiser_state`, [S, ...] each),
-    `probs`, and `_train`, which takes all bandit_iters steps for the members that learn this time."""
+    `probs`, and `_train`, which takes all bandit_iters steps."""
 
     learns = True
     stat_name: str
@@ -179,28 +189,25 @@ class LearnedZ(UniformZ):
         kept = kept.to(device) & members.to(device).unsqueeze(1)  # [S, B]
         self.fifo.add(s0.to(device, DTYPE), z.to(device, torch.int64), returns.to(device, DTYPE), kept)
         learning = kept.any(1)  # [S]
-        stat = torch.full((self.n_members,), math.nan, dtype=DTYPE, device=device)
-        idx = learning.nonzero().squeeze(1)  # [A]
-        if len(idx) == 0:
-            return {self.stat_name: stat}
-        n, A = cfg.bandit_iters * cfg.bandit_batch, len(idx)
-        slots = self.minibatch_streams.integers(self.fifo.size.clamp_min(1), n, learning)[idx]  # [A, n]
-        s0_mb, z_mb, ret_mb = self.fifo.gather(idx, slots)
-        # one minibatch per step, step-major so each is contiguous: [iters, A, batch, ...]
-        s0_mb = s0_mb.view(A, cfg.bandit_iters, cfg.bandit_batch, -1).transpose(0, 1).contiguous()
-        z_mb = z_mb.view(A, cfg.bandit_iters, cfg.bandit_batch).transpose(0, 1).contiguous()
-        ret_mb = ret_mb.view(A, cfg.bandit_iters, cfg.bandit_batch).transpose(0, 1).contiguous()
-        params = self.params[idx]  # [A, P], copies: written back below
-        state = {name: value[idx] for name, value in self.optimiser_state.items()}
-        stat[idx] = self._train(params, state, s0_mb, z_mb, ret_mb)
-        self.params[idx] = params
-        for name, value in state.items():
-            self.optimiser_state[name][idx] = value
-        return {self.stat_name: stat}
+        if not bool(learning.any()):
+            return {self.stat_name: torch.full((self.n_members,), math.nan, dtype=DTYPE, device=device)}
+        # every member steps (fixed shapes: a compiled step is not compiled again for each number of
+        # learners); the others' rows of minibatches, parameters and state are thrown away below
+        n, S = cfg.bandit_iters * cfg.bandit_batch, self.n_members
+        slots = self.minibatch_streams.integers(self.fifo.size.clamp_min(1), n, learning)  # [S, n]
+        s0_mb, z_mb, ret_mb = self.fifo.gather(torch.arange(S, device=device), slots)
+        # one minibatch per step, step-major so each is contiguous: [iters, S, batch, ...]
+        s0_mb = s0_mb.view(S, cfg.bandit_iters, cfg.bandit_batch, -1).transpose(0, 1).contiguous()
+        z_mb = z_mb.view(S, cfg.bandit_iters, cfg.bandit_batch).transpose(0, 1).contiguous()
+        ret_mb = ret_mb.view(S, cfg.bandit_iters, cfg.bandit_batch).transpose(0, 1).contiguous()
+        params, state, stat = self._train(self.params, self.optimiser_state, s0_mb, z_mb, ret_mb)
+        masked_assign(self.params, params, learning)
+        masked_assign(self.optimiser_state, state, learning)
+        return {self.stat_name: torch.where(learning, stat, math.nan)}
 
-    def _train(self, params, state, s0_mb, z_mb, ret_mb) -> torch.Tensor:
-        """bandit_iters steps in place on params [A, P] and state; minibatches [iters, A, batch, ...];
-        returns the statistic [A]."""
+    def _train(self, params, state, s0_mb, z_mb, ret_mb):
+        """bandit_iters steps from params [S, P] and optimiser state on minibatches [iters, S, batch, ...]
+        -> new params, new state (dicts of [S, ...]) and the statistic [S]; the inputs are not changed."""
         raise NotImplementedError
 
     def member_state(self, k: int) -> dict:
@@ -235,17 +242,17 @@ class ReinforceZ(LearnedZ):
         super().__init__(cfg, state_dim, seeds, device, StackedMLP([state_dim, self.hidden, cfg.noise_dim]))
         self.optimiser_state = {"adam_m": torch.zeros_like(self.params), "adam_v": torch.zeros_like(self.params),
                                 "steps": torch.zeros(len(seeds), dtype=torch.int64, device=self.device)}
+        self._compiled_steps = compile_fn(self._steps, cfg.compile)
 
     def probs(self, s0: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.mlp.forward(self.params, s0), -1)
 
-    def _gradients(self, layers, x, onehot, ret, grads, h):
-        """d loss / d params into grads (the gradient's layer views, as `layers` are the parameters')
-        for one minibatch: x [A, b, Sd + 1] (s0 with a ones column), onehot(z) [A, b, K], ret [A, b];
-        h [A, b, H + 1] is a buffer whose last column is ones. Returns pi's probs and log-probs [A, b, K]."""
-        (layer1, layer2), (grad1, grad2), hidden = layers, grads, h[..., :-1]
+    def _gradients(self, params, x, onehot, ret):
+        """d loss / d params [A, P] for one minibatch: x [A, b, Sd + 1] (s0 with a ones column),
+        onehot(z) [A, b, K], ret [A, b]. Returns the gradient and pi's probs and log-probs [A, b, K]."""
+        layer1, layer2 = self.mlp.layers(params)
         pre = torch.bmm(x, layer1)  # [A, b, H]
-        torch.clamp_min(pre, 0, out=hidden)
+        h = torch.cat([pre.clamp_min(0), x[..., -1:]], -1)  # [A, b, H + 1]: relu, then a ones column
         logits = torch.bmm(h, layer2)  # [A, b, K]
         log_probs = logits - cpu_exp.logsumexp(logits)  # log_softmax, which is slow for small K
         probs = cpu_exp.exp(log_probs)
@@ -255,11 +262,22 @@ class ReinforceZ(LearnedZ):
         else:
             entropy = -(probs * log_probs).sum(-1, keepdim=True)
             d_logits = (probs - onehot).mul_(ret.unsqueeze(-1)).add_(c * probs * (log_probs + entropy))
-        torch.bmm(h.transpose(1, 2), d_logits, out=grad2)  # the ones column gives the bias row
+        grad2 = torch.bmm(h.transpose(1, 2), d_logits)  # [A, H + 1, K]: the ones column gives the bias row
         d_hidden = torch.bmm(d_logits, layer2[:, :-1].transpose(1, 2))  # [A, b, H]
         d_pre = torch.ops.aten.threshold_backward(d_hidden, pre, 0)  # relu's backward: 0 where pre <= 0
-        torch.bmm(x.transpose(1, 2), d_pre, out=grad1)
-        return probs, log_probs
+        grad1 = torch.bmm(x.transpose(1, 2), d_pre)  # [A, Sd + 1, H]
+        return torch.cat([grad1.flatten(1), grad2.flatten(1)], 1), probs, log_probs
+
+    def _step(self, params, m, v, x, onehot, ret, neg_step_size, bc2_sqrt):
+        """One minibatch's gradient and torch.optim.Adam step (its CPU formula and rounding) ->
+        new params, m, v [A, P], and pi's probs and log-probs. A pure function of its arguments, so
+        that `compile` can fuse it (maven/compiled.py)."""
+        b1, b2 = self.betas
+        grad, probs, log_probs = self._gradients(params, x, onehot, ret)
+        m = m.lerp(grad, 1 - b1)
+        v = (v * b2).addcmul_(grad, grad, value=1 - b2)
+        denom = torch.sqrt(v).div_(bc2_sqrt).add_(self.adam_eps)
+        return params + (m * neg_step_size).div_(denom), m, v, probs, log_probs
 
     def _bias_corrections(self, steps: torch.Tensor):
         """Adam's -lr / (1 - b1^t) and sqrt(1 - b2^t) for the next bandit_iters steps of each member
@@ -273,24 +291,26 @@ class ReinforceZ(LearnedZ):
         per_member = table[which].permute(2, 1, 0).unsqueeze(-1)  # [2, iters, A, 1]
         return per_member[0].contiguous(), per_member[1].contiguous()
 
-    def _train(self, params, state, s0_mb, z_mb, ret_mb) -> torch.Tensor:
-        b1, b2 = self.betas
-        m, v = state["adam_m"], state["adam_v"]
+    def _steps(self, params, m, v, x, onehot, ret, neg_step_size, bc2_sqrt):
+        """`_step` on each minibatch in turn (the inputs' leading axis); one call of the compiled
+        function per STEPS_PER_CALL steps, as each call costs more than a step's arithmetic."""
+        for i in range(len(x)):
+            params, m, v, probs, log_probs = self._step(params, m, v, x[i], onehot[i], ret[i], neg_step_size[i],
+                                                        bc2_sqrt[i])
+        return params, m, v, probs, log_probs
+
+    def _train(self, params, state, s0_mb, z_mb, ret_mb):
         neg_step_size, bc2_sqrt = self._bias_corrections(state["steps"])
-        iters, A, b, _ = s0_mb.shape
-        x_mb = torch.cat([s0_mb, s0_mb.new_ones(iters, A, b, 1)], -1)  # [iters, A, b, Sd + 1]
-        onehot_mb = torch.nn.functional.one_hot(z_mb, self.k).to(DTYPE)  # [iters, A, b, K]
-        grad, denom, step = torch.empty_like(params), torch.empty_like(params), torch.empty_like(params)
-        h = params.new_ones(A, b, self.hidden + 1)
-        layers, grads = self.mlp.layers(params), self.mlp.layers(grad)
-        for i in range(iters):
-            probs, log_probs = self._gradients(layers, x_mb[i], onehot_mb[i], ret_mb[i], grads, h)
-            m.lerp_(grad, 1 - b1)
-            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-            torch.sqrt(v, out=denom).div_(bc2_sqrt[i]).add_(self.adam_eps)
-            params.add_(torch.mul(m, neg_step_size[i], out=step).div_(denom))
-        state["steps"] += iters
-        return -(probs * log_probs).sum(-1).mean(-1)  # the last minibatch's mean entropy
+        iters, S, b, _ = s0_mb.shape
+        x_mb = torch.cat([s0_mb, s0_mb.new_ones(iters, S, b, 1)], -1)  # [iters, S, b, Sd + 1]
+        onehot_mb = torch.nn.functional.one_hot(z_mb, self.k).to(DTYPE)  # [iters, S, b, K]
+        m, v = state["adam_m"], state["adam_v"]
+        for i in range(0, iters, STEPS_PER_CALL):
+            chunk = slice(i, i + STEPS_PER_CALL)
+            params, m, v, probs, log_probs = self._compiled_steps(params, m, v, x_mb[chunk], onehot_mb[chunk],
+                                                                  ret_mb[chunk], neg_step_size[chunk], bc2_sqrt[chunk])
+        entropy = -(probs * log_probs).sum(-1).mean(-1)  # the last minibatch's mean entropy
+        return params, {"adam_m": m, "adam_v": v, "steps": state["steps"] + iters}, entropy
 
 
 class ReturnsBandit(LearnedZ):
@@ -321,9 +341,9 @@ class ReturnsBandit(LearnedZ):
         eps = self.cfg.bandit_epsilon
         return (1 - eps) * p + eps / self.k
 
-    def _train(self, params, state, s0_mb, z_mb, ret_mb) -> torch.Tensor:
-        square_avg, lr = state["square_avg"], self.cfg.lr
-        params.requires_grad_()
+    def _train(self, params, state, s0_mb, z_mb, ret_mb):
+        square_avg, lr = state["square_avg"].clone(), self.cfg.lr
+        params = params.clone().requires_grad_()
         for i in range(self.cfg.bandit_iters):
             pred = self.predicted_returns(params, self._inputs(s0_mb[i], acting=False))  # [A, b, K]
             chosen = pred.gather(2, z_mb[i].unsqueeze(2)).squeeze(2)  # [A, b]
@@ -332,8 +352,7 @@ class ReturnsBandit(LearnedZ):
             with torch.no_grad():
                 square_avg.mul_(self.alpha).addcmul_(grad, grad, value=1 - self.alpha)
                 params.addcdiv_(grad, square_avg.sqrt().add_(self.rms_eps), value=-lr)
-        params.requires_grad_(False)
-        return loss.detach()
+        return params.detach(), {"square_avg": square_avg}, loss.detach()
 
 
 Z_POLICIES = {"uniform": UniformZ, "reinforce": ReinforceZ, "returns_bandit": ReturnsBandit}

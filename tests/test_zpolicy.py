@@ -85,10 +85,8 @@ def test_reinforce_hand_gradients_match_autograd_and_its_adam_is_torchs(mode):
     for rows in slots:
         x = torch.cat([s0[:, rows], torch.ones(1, batch, 1, dtype=DTYPE)], -1)
         onehot = torch.eye(4, dtype=DTYPE)[z[:, rows]]
-        grad = torch.empty_like(params)
         with torch.no_grad():
-            policy._gradients(policy.mlp.layers(params), x, onehot, ret[:, rows], policy.mlp.layers(grad),
-                              torch.ones(1, batch, ReinforceZ.hidden + 1, dtype=DTYPE))
+            grad, _, _ = policy._gradients(params, x, onehot, ret[:, rows])
         reference = params.detach().clone().requires_grad_()
         loss = _torch_reinforce_loss([w[0] for w in policy.mlp.layers(reference)], s0[0, rows], z[0, rows],
                                      ret[0, rows], c, mode)
