@@ -89,6 +89,7 @@ class QLearner:
         self.updates = torch.zeros(S, dtype=torch.int64)
         self._grads = compile_fn(vmap(grad(self._member_loss, has_aux=True)), cfg.compile)
         self._act = compile_fn(vmap(self._member_act), cfg.compile)
+        self._apply = compile_fn(self._clip_and_step, cfg.compile)
 
     def _build_networks(self) -> dict[str, nn.Module]:
         return {"agent": self.build_agent(), "mixer": self.build_mixer(),
@@ -193,10 +194,7 @@ class QLearner:
         reads the returned stats and stops or skips it, cfg.on_nonfinite).
         Returns stats {name: [S]} (rows of inactive members are meaningless)."""
         grads, stats = self._grads(self.params, self.target_params, batch.as_tuple())
-        grads, stats["grad_norm"] = clip_grad_norm(grads, self.cfg.grad_norm_clip)
-        finite = torch.stack([torch.isfinite(value) for value in stats.values()]).all(0)
-        active = active.to(self.device) & finite
-        self.optimiser.step(self.params, grads, active)
+        stats["grad_norm"], active = self._apply(self.params, grads, stats, active.to(self.device))
         cpu_active = active.cpu()
         self.updates += cpu_active.long()
         episodes = torch.as_tensor(episodes, dtype=torch.int64)
@@ -206,6 +204,15 @@ class QLearner:
                 masked_assign(self.target_params[name], self.params[name], due.to(self.device))
             self.last_target_update_episode = torch.where(due, episodes, self.last_target_update_episode)
         return stats
+
+    def _clip_and_step(self, params, grads, stats, active):
+        """Clip each member's gradient, then one optimiser step (in place) for the active members
+        whose statistics and gradient norm are finite -> (gradient norms [S], who stepped [S])."""
+        grads, grad_norm = clip_grad_norm(grads, self.cfg.grad_norm_clip)
+        finite = torch.stack([torch.isfinite(value) for value in (*stats.values(), grad_norm)]).all(0)
+        active = active & finite
+        self.optimiser.step(params, grads, active)
+        return grad_norm, active
 
     # --- checkpointing, one member at a time -----------------------------------------------------
     def member_state(self, k: int) -> dict:

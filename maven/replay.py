@@ -49,9 +49,11 @@ def available_memory(device: torch.device) -> int:
 
 class ReplayBuffer:
     def __init__(self, capacity: int, info: EnvInfo, n_members: int, device: torch.device, seeds,
-                 fixed_length: bool = False):
+                 lengths: tuple[int, ...] | None = None):
         self.capacity, self.n_members, self.device = capacity, n_members, torch.device(device)
-        self.fixed_length = fixed_length  # batches keep the episode limit's length (compiled learners)
+        # None: batches are cut to the longest episode sampled; else to the shortest of these lengths
+        # that holds it (compiled learners: one compilation per length; the last is the episode limit)
+        self.lengths = lengths
         need = bytes_per_episode(info) * capacity * n_members
         have = available_memory(self.device)
         if need > 0.8 * have:
@@ -86,8 +88,8 @@ class ReplayBuffer:
 
     def sample(self, n: int, members: torch.Tensor) -> EpisodeBatch:
         """n distinct episodes of each member in `members` ([S] bool; the others' rows are
-        meaningless) -> [S, n, ...], cut to the longest episode sampled by any member (unless
-        fixed_length)."""
+        meaningless) -> [S, n, ...], cut to the longest episode sampled by any member (or to the
+        shortest of `lengths` that holds it)."""
         members = members.to(self.device)
         keys = self.streams.sort_keys(self.capacity, members)  # [S, capacity], a random order
         keys = keys.masked_fill(torch.arange(self.capacity, device=self.device) >= self.size.unsqueeze(1),
@@ -97,10 +99,10 @@ class ReplayBuffer:
         parts = {name: store[rows, idx] for name, store in self.storage.items()}
         parts["actions"] = parts["actions"].long()
         batch = EpisodeBatch(**parts)
-        if self.fixed_length:
-            return batch
-        longest = int((batch.filled.sum(2) * members.unsqueeze(1)).max())
-        return batch.truncate(max(longest, 1))
+        longest = max(int((batch.filled.sum(2) * members.unsqueeze(1)).max()), 1)
+        if self.lengths is not None:
+            longest = min(length for length in self.lengths if length >= longest)
+        return batch.truncate(longest)
 
     # --- checkpointing, one member at a time -------------------------------------------------
     def member_state(self, k: int) -> dict:

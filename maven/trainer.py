@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from maven import algos, envs
+from maven.compiled import padded_lengths
 from maven.config import TrainConfig
 from maven.errors import CheckpointWriteError, Interrupted, UserError
 from maven.faults import StopSignals, nonfinite_members
@@ -135,7 +136,7 @@ class Trainer:
         self.test_env = envs.make(cfg, cfg.test_nepisode, self.device, seeds) if self.batched_tests else self.env
         self.learner = algos.learner_class(cfg.algo)(cfg, self.info, self.device, seeds)
         self.buffer = ReplayBuffer(cfg.buffer_size, self.info, S, self.device, seeds,
-                                   fixed_length=cfg.compile != "eager")
+                                   None if cfg.compile == "eager" else padded_lengths(self.info.episode_limit))
         self.action_streams = ActionStreams(seeds, self.device)
         self.env_seeds = Streams(seeds, "env_seed", self.device)  # the seed of every rollout's reset
         self.iteration = 0  # the population's training iterations (names checkpoint rounds)
