@@ -145,3 +145,20 @@ def test_a_population_too_large_for_memory_is_a_one_line_error_before_allocating
     _, env, _ = make_learner("qmix", [0])
     with pytest.raises(UserError, match=r"64 members x buffer_size 100000000 episodes need .* GiB"):
         ReplayBuffer(100_000_000, env.info, 64, "cpu", list(range(64)))
+
+
+def test_replay_batches_are_cut_to_the_longest_episode_or_padded_to_a_compiled_length():
+    from maven.compiled import padded_lengths
+    from maven.replay import ReplayBuffer
+
+    assert padded_lengths(10) == (6, 8, 10) and padded_lengths(60) == (36, 48, 60) and padded_lengths(1) == (1,)
+    env = envs.make(cfg_for("qmix"), 1, "cpu", [0, 1])
+    batch = random_batch(env.info, 2, B=4)
+    batch.filled[:, :, 7:] = False  # every episode at most 7 steps
+    batch.filled[1, :, 5:] = False  # member 1's at most 5
+    everyone, only_1 = torch.ones(2, dtype=torch.bool), torch.tensor([False, True])
+    for lengths, expected in ((None, (7, 5)), ((6, 8, 10), (8, 6))):
+        buffer = ReplayBuffer(10, env.info, 2, "cpu", [0, 1], lengths)
+        buffer.insert(batch, torch.ones(2, 4, dtype=torch.bool))
+        # the longest episode of any member that samples decides; the others' rows do not
+        assert [buffer.sample(4, members).reward.shape[2] for members in (everyone, only_1)] == list(expected)
