@@ -9,10 +9,10 @@ function once and fuses it into a few kernels (C++ on a CPU, Triton on a GPU); w
 
 Two things follow from tracing. Shapes must stay fixed, or each new shape compiles again: the
 agents' nn.GRU is unrolled over time when traced, so the replay buffer pads batches to one of
-three lengths (`padded_lengths`, the longest the episode limit; padded steps are masked out of every loss, and
-MAVEN's discriminator reads its state at the batch's own longest episode, so the padding
-changes rounding only), and the z-policy steps every member and keeps the results of those
-that learn this time. And the fused kernels add numbers in another order, so a compiled run
+three lengths (`padded_lengths`, the longest the episode limit; padded steps are masked out of
+every loss, and MAVEN's discriminator reads its state at the batch's own longest episode, so
+the padding changes rounding only), and the z-policy steps every member and keeps the results
+of those that learn this time. And the fused kernels add numbers in another order, so a compiled run
 is not bit-identical to an eager one: `eager` stays the default, and every run records its
 setting in config.yaml (runs from before this setting existed were eager).
 """

@@ -39,10 +39,11 @@ class TrainConfig:
     """Env steps between checkpoints (a final one is written at the end)."""
     checkpoints_kept: int = 2
     compile: Literal["eager", "default", "reduce-overhead"] = "eager"
-    """torch.compile the learner's gradient, the agents' acting step and MAVEN's z-policy steps
-    (maven/compiled.py): `default` fuses each into a few kernels (C++ on a CPU, Triton on a GPU), `reduce-overhead`
-    also replays them as CUDA graphs on a GPU. Replay batches are then padded to the episode
-    limit so shapes stay fixed. Not bit-identical to `eager`."""
+    """torch.compile the learner's gradient and optimiser step, the agents' acting step and MAVEN's
+    z-policy steps (maven/compiled.py): `default` fuses each into a few kernels (C++ on a CPU,
+    Triton on a GPU), `reduce-overhead` also replays them as CUDA graphs on a GPU. Replay batches
+    are then padded to 60, 80 or 100% of the episode limit so that shapes are few. Not
+    bit-identical to `eager`."""
     on_nonfinite: Literal["stop", "skip_update"] = "stop"
     """A non-finite loss or gradient norm: `stop` the member (summary status `diverged`, exit 3,
     its last good checkpoint kept) or `skip_update` (that gradient step is not applied)."""
