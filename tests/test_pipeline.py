@@ -80,6 +80,20 @@ def test_seeds_per_job_groups_each_cell_into_ceil_seeds_over_size_jobs(per_job, 
             assert f"--seeds {seeds} --out" in job
 
 
+def test_a_compiled_cell_starts_one_job_before_any_cells_second_job(tmp_path):
+    # matrix is compiled in config.yaml, smax is not: with 2 seeds per job, each matrix cell's
+    # first job outranks every second job (its compile cache is then warm); smax keeps cost x seeds
+    result = snakemake(*LOCAL, "-n", "--config", "seeds_per_job=2", "envs=[matrix,smax]", workdir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    priority = {wildcards: float(re.search(r"priority: ([\d.]+)", job).group(1))
+                for wildcards, job in train_jobs(result.stdout).items()}
+    firsts = [p for w, p in priority.items() if w.startswith("env=matrix") and w.endswith("seeds=0-1")]
+    later = [p for w, p in priority.items() if w.startswith("env=matrix") and not w.endswith("seeds=0-1")]
+    assert len(firsts) == 5 and len(later) == 10 and min(firsts) > max(later)
+    assert priority["env=matrix, map=m10, algo=maven, seeds=2-3"] == 1.6 * 2
+    assert priority["env=smax, map=3m, algo=maven, seeds=0-1"] == 1.6 * 2
+
+
 def test_a_new_seed_is_trained_alone_and_finished_runs_are_untouched(tmp_path):
     files = finish(tmp_path, "matrix", "m3", "qmix", range(5))
     grid = ["envs=[matrix]", "maps=[m3]", "algos=[qmix]", "seeds=[0,1,2,3,4,5]", "seeds_per_job=5"]
