@@ -166,6 +166,7 @@ class LearnedZ(UniformZ):
         self.optimiser_state: dict[str, torch.Tensor] = {}
         self.fifo = MemberFIFOs(len(seeds), cfg.bandit_buffer, state_dim, self.device)
         self.minibatch_streams = Streams(seeds, "z_minibatch", self.device)
+        self.member_index = torch.arange(len(seeds), device=self.device)  # [S]: gathers every member's FIFO rows
 
     def probs(self, s0: torch.Tensor) -> torch.Tensor:
         """s0 [S, B, Sd] (DTYPE) -> pi(. | s0) [S, B, K]."""
@@ -195,7 +196,7 @@ class LearnedZ(UniformZ):
         # learners); the others' rows of minibatches, parameters and state are thrown away below
         n, S = cfg.bandit_iters * cfg.bandit_batch, self.n_members
         slots = self.minibatch_streams.integers(self.fifo.size.clamp_min(1), n, learning)  # [S, n]
-        s0_mb, z_mb, ret_mb = self.fifo.gather(torch.arange(S, device=device), slots)
+        s0_mb, z_mb, ret_mb = self.fifo.gather(self.member_index, slots)
         # one minibatch per step, step-major so each is contiguous: [iters, S, batch, ...]
         s0_mb = s0_mb.view(S, cfg.bandit_iters, cfg.bandit_batch, -1).transpose(0, 1).contiguous()
         z_mb = z_mb.view(S, cfg.bandit_iters, cfg.bandit_batch).transpose(0, 1).contiguous()
