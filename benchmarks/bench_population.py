@@ -56,6 +56,22 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def compile_every_length(trainer) -> None:
+    """A compiled learner's batches are padded to one of a few lengths, each compiled on first
+    use (maven/compiled.py): update once at each of them, so that no compilation is timed."""
+    import torch
+
+    lengths = trainer.buffer.lengths
+    if lengths is None:
+        return
+    everyone = torch.ones(trainer.n_members, dtype=torch.bool, device=trainer.device)
+    for length in lengths:
+        trainer.buffer.lengths = (length, lengths[-1])  # `length` if the sampled episodes fit in it
+        batch = trainer.buffer.sample(trainer.cfg.batch_size, everyone)
+        trainer.learner.update(batch, torch.as_tensor(trainer.episode), everyone)
+    trainer.buffer.lengths = lengths
+
+
 def measure(case: dict, S: int, iterations: int, device: str, compile_mode: str = "eager") -> dict:
     import torch
 
@@ -67,6 +83,7 @@ def measure(case: dict, S: int, iterations: int, device: str, compile_mode: str 
             trainer.episode += trainer.cfg.batch_size_run
         for _ in range(3):  # warm-up (allocations, JAX and vmap first calls, compilation)
             trainer._train_iteration(running)
+        compile_every_length(trainer)
         sync(device)
         steps_before, start = trainer.t_env.copy(), time.perf_counter()
         for _ in range(iterations):
