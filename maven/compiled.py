@@ -46,10 +46,10 @@ def compile_fn(fn: Callable, mode: str) -> Callable:
     # every vmapped function shares functorch's wrapper code, whose compiled variants (each shape,
     # with and without grad mode) count against one limit; past it dynamo silently runs eagerly
     dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
-    # C++ kernels: tanh as 2 / (1 + exp(-2x)) - 1 instead of SLEEF's tanh, about 5x slower here
-    # (a compiled tanh of 41k floats: 76 us a call against 31). The GRU's gates are a third of a compiled m10 update's time,
-    # and the m10 MAVEN update of 10 members takes 26 ms instead of 32; at most 1.8e-7 from
-    # torch.tanh on [-20, 20] (inductor's default is SLEEF's since pytorch#148254, for accuracy near 0).
+    # C++ kernels: tanh as 2 / (1 + exp(-2x)) - 1 instead of SLEEF's tanh, 2.5x slower per call
+    # here (a compiled tanh of 41k floats: 76 us against 31). The GRU's gates are about a third of
+    # a compiled m10 update, whose 10-member MAVEN form takes 26 ms instead of 32. At most 1.8e-7
+    # from torch.tanh on [-20, 20] (inductor's default is SLEEF's since pytorch#148254).
     from torch._inductor import config as inductor_config
 
     inductor_config.cpp.use_decompose_tanh = True
