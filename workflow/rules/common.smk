@@ -282,6 +282,21 @@ def train_resource(wildcards, name):
 FIRST_COMPILED_JOB_BONUS = 10_000
 
 
+def _first_jobs_of_split_cells():
+    """(env, map, algo, seeds) of the first job of every cell split into several jobs."""
+    jobs_per_cell = {}
+    for job in PENDING_JOBS:
+        jobs_per_cell.setdefault((job["env"], job["map"], job["algo"]), []).append(
+            job["seeds"]
+        )
+    return {
+        (*cell, seeds[0]) for cell, seeds in jobs_per_cell.items() if len(seeds) > 1
+    }
+
+
+FIRST_JOBS_OF_SPLIT_CELLS = _first_jobs_of_split_cells()
+
+
 def train_priority(wildcards):
     """Longest job first: Snakemake starts higher priorities first, so on a few cores the job
     left running alone at the end is a short one (config train_cost, per run, times seeds).
@@ -289,24 +304,16 @@ def train_priority(wildcards):
     the later jobs then find torch's compile cache warm instead of compiling the same graphs
     side by side (m10, 10 seeds: MAVEN compiles ~2 minutes cold, QMIX ~1).
     """
-    priority = config["train_cost"].get(wildcards.algo, 1) * len(
-        seeds_of(wildcards.seeds)
-    )
-    compiled = config["compile"].get(wildcards.env, "eager") != "eager"
-    cell_jobs = [job["seeds"] for job in PENDING_JOBS if _cell(job) == _cell(wildcards)]
-    if compiled and len(cell_jobs) > 1 and cell_jobs[0] == wildcards.seeds:
+    w = wildcards
+    priority = config["train_cost"].get(w.algo, 1) * len(seeds_of(w.seeds))
+    compiled = config["compile"].get(w.env, "eager") != "eager"
+    if compiled and (w.env, w.map, w.algo, w.seeds) in FIRST_JOBS_OF_SPLIT_CELLS:
         priority += FIRST_COMPILED_JOB_BONUS
     return priority
 
 
 def _cell(wildcards):
-    """(env, map, algo) of a job's wildcards or of a PENDING_JOBS entry."""
-    get = (
-        wildcards.get
-        if isinstance(wildcards, dict)
-        else lambda key: getattr(wildcards, key)
-    )
-    return {"env": get("env"), "map": get("map"), "algo": get("algo")}
+    return {"env": wildcards.env, "map": wildcards.map, "algo": wildcards.algo}
 
 
 def train_out(wildcards):
