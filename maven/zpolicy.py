@@ -55,6 +55,7 @@ class MemberFIFOs:
         self.ret = torch.zeros(n_members, capacity, dtype=DTYPE, device=device)
         self.size = torch.zeros(n_members, dtype=torch.int64, device=device)
         self.next = torch.zeros(n_members, dtype=torch.int64, device=device)
+        self.rows = torch.arange(n_members, device=device).unsqueeze(1)  # [S, 1]: indexes each member's rows
 
     def add(self, s0: torch.Tensor, z: torch.Tensor, ret: torch.Tensor, kept: torch.Tensor) -> None:
         """Append each member's kept episodes ([S, B] mask) in episode order, as one at a time would."""
@@ -70,10 +71,9 @@ class MemberFIFOs:
         self.next = (self.next + count) % self.capacity
         self.size = (self.size + count).clamp_max(self.capacity)
 
-    def gather(self, members: torch.Tensor, slots: torch.Tensor):
-        """members [A], slots [A, n] -> s0 [A, n, Sd], z [A, n], ret [A, n]."""
-        rows = members.unsqueeze(1)
-        return self.s0[rows, slots], self.z[rows, slots], self.ret[rows, slots]
+    def gather(self, slots: torch.Tensor):
+        """slots [..., S, n] (each member's own slots) -> s0 [..., S, n, Sd], z [..., S, n], ret [..., S, n]."""
+        return self.s0[self.rows, slots], self.z[self.rows, slots], self.ret[self.rows, slots]
 
     def member_state(self, k: int) -> dict:
         return {"s0": self.s0[k].cpu().clone(), "z": self.z[k].cpu().clone(), "ret": self.ret[k].cpu().clone(),
@@ -166,7 +166,6 @@ class LearnedZ(UniformZ):
         self.optimiser_state: dict[str, torch.Tensor] = {}
         self.fifo = MemberFIFOs(len(seeds), cfg.bandit_buffer, state_dim, self.device)
         self.minibatch_streams = Streams(seeds, "z_minibatch", self.device)
-        self.member_index = torch.arange(len(seeds), device=self.device)  # [S]: gathers every member's FIFO rows
 
     def probs(self, s0: torch.Tensor) -> torch.Tensor:
         """s0 [S, B, Sd] (DTYPE) -> pi(. | s0) [S, B, K]."""
@@ -196,11 +195,9 @@ class LearnedZ(UniformZ):
         # learners); the others' rows of minibatches, parameters and state are thrown away below
         n, S = cfg.bandit_iters * cfg.bandit_batch, self.n_members
         slots = self.minibatch_streams.integers(self.fifo.size.clamp_min(1), n, learning)  # [S, n]
-        s0_mb, z_mb, ret_mb = self.fifo.gather(self.member_index, slots)
-        # one minibatch per step, step-major so each is contiguous: [iters, S, batch, ...]
-        s0_mb = s0_mb.view(S, cfg.bandit_iters, cfg.bandit_batch, -1).transpose(0, 1).contiguous()
-        z_mb = z_mb.view(S, cfg.bandit_iters, cfg.bandit_batch).transpose(0, 1).contiguous()
-        ret_mb = ret_mb.view(S, cfg.bandit_iters, cfg.bandit_batch).transpose(0, 1).contiguous()
+        # one minibatch per step, gathered step-major so that each is contiguous: [iters, S, batch, ...]
+        slots = slots.view(S, cfg.bandit_iters, cfg.bandit_batch).transpose(0, 1)
+        s0_mb, z_mb, ret_mb = self.fifo.gather(slots)
         params, state, stat = self._train(self.params, self.optimiser_state, s0_mb, z_mb, ret_mb)
         masked_assign(self.params, params, learning)
         masked_assign(self.optimiser_state, state, learning)
@@ -248,10 +245,14 @@ class ReinforceZ(LearnedZ):
     def probs(self, s0: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.mlp.forward(self.params, s0), -1)
 
-    def _gradients(self, params, x, onehot, ret):
-        """d loss / d params [A, P] for one minibatch: x [A, b, Sd + 1] (s0 with a ones column),
-        onehot(z) [A, b, K], ret [A, b]. Returns the gradient and pi's probs and log-probs [A, b, K]."""
+    def _gradients(self, params, s0, z, ret):
+        """d loss / d params [A, P] for one minibatch: s0 [A, b, Sd], z [A, b], ret [A, b]. Returns the
+        gradient and pi's probs and log-probs [A, b, K]."""
         layer1, layer2 = self.mlp.layers(params)
+        # built per minibatch, inside the (compiled) step: materialising every step's at once cost
+        # a quarter of a compiled 10-member m10 update in memory traffic
+        x = torch.cat([s0, s0.new_ones(*s0.shape[:-1], 1)], -1)  # [A, b, Sd + 1]: a ones column for the bias
+        onehot = (z.unsqueeze(-1) == torch.arange(self.k, device=z.device)).to(DTYPE)  # [A, b, K]
         pre = torch.bmm(x, layer1)  # [A, b, H]
         h = torch.cat([pre.clamp_min(0), x[..., -1:]], -1)  # [A, b, H + 1]: relu, then a ones column
         logits = torch.bmm(h, layer2)  # [A, b, K]
@@ -269,12 +270,12 @@ class ReinforceZ(LearnedZ):
         grad1 = torch.bmm(x.transpose(1, 2), d_pre)  # [A, Sd + 1, H]
         return torch.cat([grad1.flatten(1), grad2.flatten(1)], 1), probs, log_probs
 
-    def _step(self, params, m, v, x, onehot, ret, neg_step_size, bc2_sqrt):
+    def _step(self, params, m, v, s0, z, ret, neg_step_size, bc2_sqrt):
         """One minibatch's gradient and torch.optim.Adam step (its CPU formula and rounding) ->
         new params, m, v [A, P], and pi's probs and log-probs. A pure function of its arguments, so
         that `compile` can fuse it (maven/compiled.py)."""
         b1, b2 = self.betas
-        grad, probs, log_probs = self._gradients(params, x, onehot, ret)
+        grad, probs, log_probs = self._gradients(params, s0, z, ret)
         m = m.lerp(grad, 1 - b1)
         v = (v * b2).addcmul_(grad, grad, value=1 - b2)
         denom = torch.sqrt(v).div_(bc2_sqrt).add_(self.adam_eps)
@@ -292,23 +293,21 @@ class ReinforceZ(LearnedZ):
         per_member = table[which].permute(2, 1, 0).unsqueeze(-1)  # [2, iters, A, 1]
         return per_member[0].contiguous(), per_member[1].contiguous()
 
-    def _steps(self, params, m, v, x, onehot, ret, neg_step_size, bc2_sqrt):
+    def _steps(self, params, m, v, s0, z, ret, neg_step_size, bc2_sqrt):
         """`_step` on each minibatch in turn (the inputs' leading axis); one call of the compiled
         function per STEPS_PER_CALL steps, as each call costs more than a step's arithmetic."""
-        for i in range(len(x)):
-            params, m, v, probs, log_probs = self._step(params, m, v, x[i], onehot[i], ret[i], neg_step_size[i],
+        for i in range(len(s0)):
+            params, m, v, probs, log_probs = self._step(params, m, v, s0[i], z[i], ret[i], neg_step_size[i],
                                                         bc2_sqrt[i])
         return params, m, v, probs, log_probs
 
     def _train(self, params, state, s0_mb, z_mb, ret_mb):
         neg_step_size, bc2_sqrt = self._bias_corrections(state["steps"])
-        iters, S, b, _ = s0_mb.shape
-        x_mb = torch.cat([s0_mb, s0_mb.new_ones(iters, S, b, 1)], -1)  # [iters, S, b, Sd + 1]
-        onehot_mb = torch.nn.functional.one_hot(z_mb, self.k).to(DTYPE)  # [iters, S, b, K]
+        iters = len(s0_mb)
         m, v = state["adam_m"], state["adam_v"]
         for i in range(0, iters, STEPS_PER_CALL):
             chunk = slice(i, i + STEPS_PER_CALL)
-            params, m, v, probs, log_probs = self._compiled_steps(params, m, v, x_mb[chunk], onehot_mb[chunk],
+            params, m, v, probs, log_probs = self._compiled_steps(params, m, v, s0_mb[chunk], z_mb[chunk],
                                                                   ret_mb[chunk], neg_step_size[chunk], bc2_sqrt[chunk])
         entropy = -(probs * log_probs).sum(-1).mean(-1)  # the last minibatch's mean entropy
         return params, {"adam_m": m, "adam_v": v, "steps": state["steps"] + iters}, entropy

@@ -83,10 +83,8 @@ def test_reinforce_hand_gradients_match_autograd_and_its_adam_is_torchs(mode):
     params = policy.params.clone().requires_grad_()
     adam = torch.optim.Adam([params], lr=0.01)
     for rows in slots:
-        x = torch.cat([s0[:, rows], torch.ones(1, batch, 1, dtype=DTYPE)], -1)
-        onehot = torch.eye(4, dtype=DTYPE)[z[:, rows]]
         with torch.no_grad():
-            grad, _, _ = policy._gradients(params, x, onehot, ret[:, rows])
+            grad, _, _ = policy._gradients(params, s0[:, rows], z[:, rows], ret[:, rows])
         reference = params.detach().clone().requires_grad_()
         loss = _torch_reinforce_loss([w[0] for w in policy.mlp.layers(reference)], s0[0, rows], z[0, rows],
                                      ret[0, rows], c, mode)
