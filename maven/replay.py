@@ -66,7 +66,8 @@ class ReplayBuffer:
         self.size = torch.zeros(n_members, dtype=torch.int64, device=self.device)
         self.next = torch.zeros(n_members, dtype=torch.int64, device=self.device)
         self.streams = Streams(seeds, "replay", self.device)
-        self._members = torch.arange(n_members, device=self.device)
+        # [S, 1]: where each member's episodes start with the members' buffers laid end to end
+        self._offsets = torch.arange(n_members, device=self.device).unsqueeze(1) * capacity
 
     def insert(self, batch: EpisodeBatch, kept: torch.Tensor) -> None:
         """Store each member's kept episodes: batch [S, B, ...], kept [S, B] bool."""
@@ -95,8 +96,9 @@ class ReplayBuffer:
         keys = keys.masked_fill(torch.arange(self.capacity, device=self.device) >= self.size.unsqueeze(1),
                                 torch.iinfo(torch.int64).max)
         idx = keys.topk(n, dim=1, largest=False, sorted=True).indices  # [S, n]
-        rows = self._members.unsqueeze(1)
-        parts = {name: store[rows, idx] for name, store in self.storage.items()}
+        flat = (idx + self._offsets).flatten()  # one flat index: index_select is faster than store[rows, idx]
+        parts = {name: store.flatten(0, 1).index_select(0, flat).view(*idx.shape, *store.shape[2:])
+                 for name, store in self.storage.items()}
         parts["actions"] = parts["actions"].long()
         batch = EpisodeBatch(**parts)
         longest = max(int((batch.filled.sum(2) * members.unsqueeze(1)).max()), 1)
