@@ -58,9 +58,8 @@ def compile_fn(fn: Callable, mode: str, cpp_wrapper: bool = False) -> Callable:
     from torch._inductor import config as inductor_config
 
     inductor_config.cpp.use_decompose_tanh = True
-    if mode == "default" and cpp_wrapper:
-        return torch.compile(fn, dynamic=False, options={"cpp_wrapper": True})
-    compiled = torch.compile(fn, mode=None if mode == "default" else mode, dynamic=False)
+    options = {"cpp_wrapper": True} if cpp_wrapper and mode == "default" else None  # torch.compile takes mode or options
+    compiled = torch.compile(fn, mode=None if mode == "default" else mode, dynamic=False, options=options)
     if mode != "reduce-overhead":
         return compiled
 
