@@ -87,9 +87,9 @@ class QLearner:
         S = self.n_members
         self.last_target_update_episode = torch.zeros(S, dtype=torch.int64)
         self.updates = torch.zeros(S, dtype=torch.int64)
-        self._grads = compile_fn(vmap(grad(self._member_loss, has_aux=True)), cfg.compile)
-        self._act = compile_fn(vmap(self._member_act), cfg.compile)
-        self._apply = compile_fn(self._clip_and_step, cfg.compile)
+        self._grads = compile_fn(vmap(grad(self._member_loss, has_aux=True)), cfg.compile, self.device)
+        self._act = compile_fn(vmap(self._member_act), cfg.compile, self.device)
+        self._apply = compile_fn(self._clip_and_step, cfg.compile, self.device)
 
     def _build_networks(self) -> dict[str, nn.Module]:
         return {"agent": self.build_agent(), "mixer": self.build_mixer(),

@@ -244,8 +244,7 @@ class ReinforceZ(LearnedZ):
         super().__init__(cfg, state_dim, seeds, device, StackedMLP([state_dim, self.hidden, cfg.noise_dim]))
         self.optimiser_state = {"adam_m": torch.zeros_like(self.params), "adam_v": torch.zeros_like(self.params),
                                 "steps": torch.zeros(len(seeds), dtype=torch.int64, device=self.device)}
-        # kernels called from C++ on a CPU (maven/compiled.py); untested on a GPU, so not there
-        self._compiled_steps = compile_fn(self._steps, cfg.compile, cpp_wrapper=self.device.type == "cpu")
+        self._compiled_steps = compile_fn(self._steps, cfg.compile, self.device)
 
     def probs(self, s0: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.mlp.forward(self.params, s0), -1)
