@@ -40,11 +40,8 @@ def compile_fn(fn: Callable, mode: str, device: torch.device) -> Callable:
     """fn itself for mode 'eager'; else torch.compile(fn) with fixed shapes. On a CPU with mode
     'default' the compiled function calls its kernels from C++ rather than Python (inductor's
     `cpp_wrapper`): the same kernels, so the same numbers, with less time between them, and one
-    C++ file to build per graph instead of one per kernel. Measured on one core, 10-member m10
-    populations: one ten-step call of MAVEN's z-policy 30.9-31.7 -> 28.1-28.9 ms; one learner
-    update 15.6-16.2 -> 14.8-14.9 ms (QMIX) and 23.4-24.0 -> 20.3-22.7 ms (MAVEN); a QMIX run to
-    2,000 steps with the compile cache empty 111 -> 94 s. Whole runs gained less, side by side
-    (to 12,000 steps: QMIX 1.01x, MAVEN no change). Untested on a GPU, so off there."""
+    C++ file to build per graph instead of one per kernel (measured in docs/findings.md §5, "Every
+    compiled function called from C++"). Untested on a GPU, so off there."""
     if mode == "eager":
         return fn
     from torch._dynamo import config as dynamo_config  # imported only when compiling
